@@ -1,0 +1,191 @@
+"""Command line: kdbench run | list | report | golden update | golden check."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from .errors import KDBenchError
+
+REPORTS_DIR = Path("reports")
+
+
+def _suite_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("suite", help="suite file (suites/NAME.yaml, or just NAME)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a suite field, e.g. --set student.epochs=2 (validated like the file)")
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", help="where datasets live (default: $KDBENCH_DATA, then ~/.cache/kdbench/data)")
+    p.add_argument("--download", action="store_true", help="download missing datasets with torchvision (needs a network)")
+    p.add_argument("--results", default="results", help="results folder (default: results/)")
+    p.add_argument("--cache", help="cache folder for teachers and decoded data (default: $KDBENCH_CACHE or ~/.cache/kdbench)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--cells", help="only cells whose id matches this glob")
+    p.add_argument("--shard", help="run shard i of n (i/n), split by teacher")
+
+
+def _options(args):
+    from .determinism import pick_device
+    from .runner import RunOptions
+
+    opts = RunOptions(results_dir=Path(args.results), data_root=Path(args.data_root) if args.data_root else None,
+                      download=args.download, device=pick_device(args.device))
+    if args.cache:
+        opts.cache_dir = Path(args.cache)
+    return opts
+
+
+def cmd_list(args) -> int:
+    from .suite import load_suite
+
+    suite = load_suite(args.suite, tuple(args.overrides))
+    cells = suite.cells()
+    print(f"{suite.name}: {len(cells)} cells ({suite.source})")
+    for c in cells:
+        print(c.id)
+    return 0
+
+
+def _report(suite, results_dir: Path, device_class: str, out: Path | None) -> str:
+    from .golden import load_golden
+    from .report import suite_page
+    from .runner import load_results
+
+    results = {k: v for k, v in load_results(suite, results_dir).items() if v["environment"]["device_class"] == device_class}
+    page = suite_page(suite.name, suite.spec.description, results, load_golden(suite.name, device_class), device_class)
+    if out is not None:
+        from .io import atomic_write_bytes
+
+        atomic_write_bytes(out, page.encode())
+    return page
+
+
+def cmd_run(args) -> int:
+    from .runner import Runner, select_cells
+    from .suite import load_suite
+
+    suite = load_suite(args.suite, tuple(args.overrides))
+    opts = _options(args)
+    runner = Runner(suite, opts)
+    cells = select_cells(suite.cells(), args.cells, args.shard)
+    if not cells:
+        raise KDBenchError(f"no cell of {suite.name} matches --cells {args.cells!r} / --shard {args.shard!r}")
+    results = runner.run(cells)
+    print()
+    print(_report(suite, opts.results_dir, runner.device_class, None))
+    failed = [r["cell_id"] for r in results if r["status"] != "ok"]
+    if failed:
+        print(f"{len(failed)} cell(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .suite import load_suite
+
+    suite = load_suite(args.suite, tuple(args.overrides))
+    out = Path(args.out) if args.out else REPORTS_DIR / f"{suite.name}-{args.device_class}.md"
+    print(_report(suite, Path(args.results), args.device_class, out))
+    print(f"written to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_golden_update(args) -> int:
+    from .golden import build_golden, diff_golden, load_golden, seedless, write_golden
+    from .runner import Runner, select_cells
+    from .suite import Suite, load_suite
+
+    suite = load_suite(args.suite, tuple(args.overrides))
+    opts = _options(args)
+    spread_seeds = tuple(dict.fromkeys(tuple(suite.spec.seeds) + tuple(args.spread_seeds)))
+    if len(spread_seeds) < 3:
+        raise KDBenchError(f"golden values need a spread over at least 3 seeds, got {list(spread_seeds)}; pass --spread-seeds")
+    wide = Suite(dataclasses.replace(suite.spec, seeds=spread_seeds), suite.source)
+    runner = Runner(wide, opts)
+    results = runner.run(select_cells(wide.cells(), args.cells))
+    by_id = {r["cell_id"]: r for r in results}
+    pinned = {c.id: by_id[c.id] for c in select_cells(suite.cells(), args.cells)}
+    spread: dict[str, list[dict]] = {}
+    for r in results:
+        spread.setdefault(seedless(r["cell_id"]), []).append(r)
+    cmd = "kdbench golden update " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "kdbench golden update"
+    any_r = next(iter(results))
+    new = build_golden(suite.name, runner.device_class, pinned, spread,
+                       {"command": cmd, "spread_seeds": list(spread_seeds), "environment": any_r["environment"]})
+    old = load_golden(suite.name, runner.device_class)
+    if old and args.cells:  # a partial update keeps the other cells
+        new["cells"] = dict(old["cells"], **new["cells"])
+    changes = diff_golden(old, new)
+    print("\n".join(changes) if changes else "golden values unchanged")
+    path = write_golden(new)
+    print(f"written {path}")
+    return 0
+
+
+def cmd_golden_check(args) -> int:
+    from .golden import compare, load_golden
+    from .runner import load_results
+    from .suite import load_suite
+
+    suite = load_suite(args.suite, tuple(args.overrides))
+    golden = load_golden(suite.name, args.device_class)
+    if golden is None:
+        raise KDBenchError(f"no golden file golden/{suite.name}/{args.device_class}.json")
+    results = load_results(suite, Path(args.results))
+    problems, checked = [], 0
+    for cid, g in golden["cells"].items():
+        if cid in results:
+            checked += 1
+            problems += compare(results[cid], g)
+    print("\n".join(problems) if problems else f"{checked} cells within golden tolerances")
+    return 1 if problems else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="kdbench", description="Reproducible knowledge-distillation benchmarks.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run a suite's cells (resumes: finished cells are skipped)")
+    _suite_args(p)
+    _run_args(p)
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("list", help="print a suite's cells and their ids")
+    _suite_args(p)
+    p.set_defaults(fn=cmd_list)
+    p = sub.add_parser("report", help="regenerate the Markdown result table")
+    _suite_args(p)
+    p.add_argument("--results", default="results")
+    p.add_argument("--device-class", default="cpu", help="cpu, cuda-sm90, …")
+    p.add_argument("--out", help="output file (default: reports/SUITE-DEVICECLASS.md)")
+    p.set_defaults(fn=cmd_report)
+    g = sub.add_parser("golden", help="golden values").add_subparsers(dest="golden_command", required=True)
+    p = g.add_parser("update", help="run the suite over several seeds and rewrite its golden file (prints a diff)")
+    _suite_args(p)
+    _run_args(p)
+    p.add_argument("--spread-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds whose spread sets the tolerance")
+    p.set_defaults(fn=cmd_golden_update)
+    p = g.add_parser("check", help="compare existing results with the golden file")
+    _suite_args(p)
+    p.add_argument("--results", default="results")
+    p.add_argument("--device-class", default="cpu")
+    p.set_defaults(fn=cmd_golden_check)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except KDBenchError as e:
+        print(f"kdbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nkdbench: interrupted. Finished cells are saved; run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""What every dataset source produces, where data is looked for, and the dataset registry."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import DataError
+from ..registry import Registry
+
+ENV_DATA = "KDBENCH_DATA"
+ENV_CACHE = "KDBENCH_CACHE"
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kdbench"
+
+
+def resolve_data_root(cli_value: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The data root and how it was chosen: ``--data-root``, then $KDBENCH_DATA, then the
+    per-user cache directory."""
+    if cli_value:
+        return Path(cli_value).expanduser(), "--data-root"
+    env = os.environ.get(ENV_DATA)
+    if env:
+        return Path(env).expanduser(), f"${ENV_DATA}"
+    return default_cache_dir() / "data", "the per-user cache directory"
+
+
+@dataclass
+class ImageData:
+    """A whole dataset held as uint8 tensors (N, C, H, W) and int64 labels.
+
+    ``test_x`` is None for sources without their own test split; the suite's split then
+    carves a test part out of the training pool."""
+
+    name: str
+    classes: list[str]
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor | None
+    test_y: torch.Tensor | None
+    fingerprint: str  # sha256 of the source files' content; see each source for the recipe
+    location: str  # where it was read from
+    notes: str = ""  # e.g. "JPEG re-encoded copy: not pixel-identical to CIFAR-10"
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def check(self) -> None:
+        """Integrity checks: shapes, dtypes, label range, no empty class."""
+        for part, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
+            if x is None:
+                continue
+            if x.dtype != torch.uint8 or x.ndim != 4:
+                raise DataError(f"{self.name}: {part} images must be uint8 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+            if y.shape != (x.shape[0],):
+                raise DataError(f"{self.name}: {part} has {x.shape[0]} images but {y.shape[0]} labels")
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise DataError(f"{self.name}: {part} labels outside 0..{self.num_classes - 1}")
+        counts = torch.bincount(self.train_y, minlength=self.num_classes)
+        empty = [self.classes[i] for i in range(self.num_classes) if counts[i] == 0]
+        if empty:
+            raise DataError(f"{self.name}: no training images for class(es) {', '.join(empty)}")
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    name: str
+    load: Callable[[Path, bool], ImageData]  # (data root, download allowed) -> data
+    has_test_split: bool
+    description: str
+
+
+DATASETS: Registry[DatasetSource] = Registry("dataset")
+
+
+def register_dataset(name: str, *, has_test_split: bool, description: str):
+    def deco(fn: Callable[[Path, bool], ImageData]):
+        DATASETS.add(name, DatasetSource(name, fn, has_test_split, description))
+        return fn
+
+    return deco
+
+
+def sha256_files(paths: list[Path]) -> str:
+    """sha256 over the files' sha256 lines, in the given order (``sha256sum`` style)."""
+    outer = hashlib.sha256()
+    for p in paths:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        outer.update(f"{h.hexdigest()}  {p.name}\n".encode())
+    return outer.hexdigest()
+
+
+def missing(name: str, looked: list[Path], how: str) -> DataError:
+    places = "\n  ".join(str(p) for p in looked)
+    return DataError(f"dataset {name!r} not found. Looked in:\n  {places}\n{how}")

@@ -1,0 +1,186 @@
+"""Image-folder datasets (``<root>/<split>/<class>/<image>``): CIFAR-10 as JPEG files,
+Imagenette, and any folder a user points at; plus CIFAR-10 in torchvision's own format.
+
+Images are decoded once (in parallel) into a uint8 tensor cached on disk, keyed by the
+files' fingerprint, so later runs skip decoding."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .base import ImageData, default_cache_dir, missing, register_dataset, sha256_files
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def list_images(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    if not classes:
+        raise DataError(f"{folder}: no class folders inside (expected {folder}/<class>/<image>)")
+    items = []
+    for ci, c in enumerate(classes):
+        files = sorted(p for p in (folder / c).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise DataError(f"{folder / c}: class folder has no images ({', '.join(sorted(IMAGE_EXTS))})")
+        items.extend((p, ci) for p in files)
+    return classes, items
+
+
+def tree_fingerprint(top: Path, files: list[Path]) -> str:
+    """sha256 of the text ``find . -type f | LC_ALL=C sort | xargs sha256sum`` prints in
+    ``top`` (the recipe ../shared/datasets/README.md gives), over ``files``."""
+    rel = sorted(("./" + p.relative_to(top).as_posix(), p) for p in files)
+    outer = hashlib.sha256()
+    for name, p in rel:
+        h = hashlib.sha256(p.read_bytes()).hexdigest()
+        outer.update(f"{h}  {name}\n".encode())
+    return outer.hexdigest()
+
+
+def _decode(args: tuple[str, int, str]) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    path, size, mode = args
+    try:
+        with Image.open(path) as im:
+            im = im.convert(mode)  # grey images in an RGB set become RGB here
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, SyntaxError) as e:
+        raise DataError(f"{path}: cannot decode image ({e})") from None
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def decode_all(paths: list[Path], size: int, mode: str) -> torch.Tensor:
+    workers = min(16, os.cpu_count() or 1)
+    jobs = [(str(p), size, mode) for p in paths]
+    if workers > 1 and len(jobs) > 2000:
+        with ProcessPoolExecutor(workers) as ex:
+            arrays = list(ex.map(_decode, jobs, chunksize=256))
+    else:
+        arrays = [_decode(j) for j in jobs]
+    return torch.from_numpy(np.stack(arrays))
+
+
+def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: int, mode: str, notes: str = "") -> ImageData:
+    """Load ``top/<train>/<class>/*`` and, if given, ``top/<test>/<class>/*``."""
+    train_dir = top / parts[0]
+    classes, train_items = list_images(train_dir)
+    test_items: list[tuple[Path, int]] = []
+    if parts[1] is not None:
+        test_classes, test_items = list_images(top / parts[1])
+        if test_classes != classes:
+            raise DataError(f"{name}: class folders differ between {parts[0]}/ and {parts[1]}/: {classes} vs {test_classes}")
+    files = [p for p, _ in train_items + test_items]
+    fp = tree_fingerprint(top, files)
+    cache = default_cache_dir() / "decoded" / f"{name}-{fp[:16]}-{size}{mode}.pt"
+    blob = None
+    if cache.exists():
+        try:
+            blob = torch.load(cache, weights_only=True)
+            if blob.get("fingerprint") != fp:
+                blob = None
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            blob = None
+    if blob is None:
+        print(f"[data] decoding {len(files)} images of {name} (once; cached in {cache.parent})", flush=True)
+        blob = {
+            "fingerprint": fp,
+            "train_x": decode_all([p for p, _ in train_items], size, mode),
+            "test_x": decode_all([p for p, _ in test_items], size, mode) if test_items else None,
+        }
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}")
+        torch.save(blob, tmp)
+        os.replace(tmp, cache)
+    data = ImageData(
+        name=name,
+        classes=classes,
+        train_x=blob["train_x"],
+        train_y=torch.tensor([c for _, c in train_items], dtype=torch.int64),
+        test_x=blob["test_x"],
+        test_y=torch.tensor([c for _, c in test_items], dtype=torch.int64) if test_items else None,
+        fingerprint=fp,
+        location=str(top),
+        notes=notes,
+    )
+    data.check()
+    return data
+
+
+@register_dataset(
+    "cifar10-jpeg", has_test_split=True, description="CIFAR-10 as an image-folder tree of JPEGs (train/ test/), 32×32 RGB"
+)
+def load_cifar10_jpeg(root: Path, download: bool) -> ImageData:
+    top = root / "cifar10-jpeg"
+    if not (top / "train").is_dir():
+        raise missing(
+            "cifar10-jpeg",
+            [top / "train", top / "test"],
+            "Expected train/<class>/*.jpg and test/<class>/*.jpg. For the official CIFAR-10 files use dataset 'cifar10'.",
+        )
+    return load_image_tree(
+        "cifar10-jpeg", top, ("train", "test"), 32, "RGB",
+        notes="JPEG re-encoded CIFAR-10 (quality 75): pixels differ from the original arrays",
+    )
+
+
+@register_dataset(
+    "imagenette-224", has_test_split=True, description="Imagenette, 224×224 image folders train/ val/ (val used as test)"
+)
+def load_imagenette(root: Path, download: bool) -> ImageData:
+    top = root / "imagenette-224"
+    if not (top / "train").is_dir():
+        raise missing("imagenette-224", [top / "train", top / "val"], "Expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG.")
+    return load_image_tree("imagenette-224", top, ("train", "val"), 224, "RGB")
+
+
+CIFAR10_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+@register_dataset("cifar10", has_test_split=True, description="CIFAR-10 in torchvision's format (cifar-10-batches-py)")
+def load_cifar10(root: Path, download: bool) -> ImageData:
+    top = root / "cifar-10-batches-py"
+    if not top.is_dir() and download:
+        import torchvision
+
+        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+    paths = [top / b for b in CIFAR10_BATCHES]
+    if not all(p.exists() for p in paths):
+        raise missing(
+            "cifar10", [top], "Run again with --download (needs a network), or use 'cifar10-jpeg' for an image-folder copy."
+        )
+    xs, ys = [], []
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                # The official CIFAR-10 python format is a pickle; torchvision reads it the same way.
+                d = pickle.load(f, encoding="latin1")
+            xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(d["labels"], dtype=np.int64))
+        except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
+            raise DataError(f"{p}: not a readable CIFAR-10 batch ({e})") from None
+    data = ImageData(
+        name="cifar10",
+        classes=CIFAR10_CLASSES,
+        train_x=torch.from_numpy(np.concatenate(xs[:5])),
+        train_y=torch.from_numpy(np.concatenate(ys[:5])),
+        test_x=torch.from_numpy(xs[5]),
+        test_y=torch.from_numpy(ys[5]),
+        fingerprint=sha256_files(paths),
+        location=str(top),
+    )
+    data.check()
+    return data

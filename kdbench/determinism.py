@@ -1,0 +1,90 @@
+"""Deterministic execution and the record of the environment a result came from."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# cuBLAS reads this when its handle is created, i.e. at the first CUDA matmul; it must be
+# set before that, so configure_determinism() runs before any CUDA work.
+CUBLAS_CONFIG = ":4096:8"
+
+
+def configure_determinism(seed: int) -> None:
+    """Seed every RNG and make kernels deterministic (raising where one has none)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_CONFIG)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds CUDA generators too
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False  # autotuning picks kernels by timing: run-dependent
+    torch.backends.cudnn.deterministic = True
+
+
+def pick_device(name: str) -> torch.device:
+    from .errors import KDBenchError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise KDBenchError("--device cuda was asked for, but torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+    if name not in ("cpu", "cuda"):
+        raise KDBenchError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def device_class(device: torch.device) -> str:
+    """Golden files are kept per device class: 'cpu', or 'cuda-sm90' for compute capability 9.0."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return f"cuda-sm{major}{minor}"
+    return "cpu"
+
+
+def git_revision() -> str | None:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if rev.returncode != 0:
+        return None
+    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def environment(device: torch.device) -> dict:
+    from . import __version__
+
+    env = {
+        "kdbench": __version__,
+        "git_revision": git_revision(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "device": str(device),
+        "device_class": device_class(device),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env.update(gpu=props.name, gpu_capability=f"{props.major}.{props.minor}", gpu_memory_mib=props.total_memory // 2**20)
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+            env["driver"] = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+        except (OSError, subprocess.SubprocessError):
+            env["driver"] = None
+    return env

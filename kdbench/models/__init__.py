@@ -1,0 +1,55 @@
+"""Model registry. Every builder takes (in_chans, num_classes, image_size) from the dataset.
+
+Names registered here, plus ``timm/<name>`` for any model timm knows (built with
+``pretrained=False``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch.nn as nn
+
+from ..registry import Registry
+
+Builder = Callable[[int, int, int], nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    build: Builder
+    description: str
+
+
+MODELS: Registry[ModelEntry] = Registry("model")
+
+
+def register_model(name: str, description: str = ""):
+    def deco(fn: Builder) -> Builder:
+        MODELS.add(name, ModelEntry(name, fn, description))
+        return fn
+
+    return deco
+
+
+def known_model_names() -> list[str]:
+    """Our own names plus timm's, as ``timm/<name>``, for validation and suggestions."""
+    from .timm_models import timm_names
+
+    return MODELS.names() + [f"timm/{n}" for n in timm_names()]
+
+
+def build_model(name: str, in_chans: int, num_classes: int, image_size: int) -> nn.Module:
+    if name.startswith("timm/"):
+        from .timm_models import build_timm
+
+        return build_timm(name[len("timm/") :], in_chans, num_classes, image_size)
+    return MODELS.get(name).build(in_chans, num_classes, image_size)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+from . import cnn, resnet_cifar  # noqa: E402,F401  (register their models)

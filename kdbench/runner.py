@@ -1,0 +1,292 @@
+"""Run cells: teacher (trained once, cached), student alone or distilled, evaluated on the
+test split, written as one JSON file per cell with its provenance.
+
+A finished cell's file is the unit of progress: a re-run skips cells whose file exists with
+the same configuration hash, so an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import precision as prec
+from .data import DATASETS, ImageData, Split, make_split
+from .data.base import default_cache_dir, resolve_data_root
+from .determinism import configure_determinism, device_class, environment
+from .errors import DataError, KDBenchError, TrainingFault
+from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
+from .metrics import classification_metrics
+from .models import build_model, count_params
+from .suite import Cell, Suite, spec_hash
+from .train import DeviceData, channel_stats, fit, predict
+
+Log = Callable[[str], None]
+SCHEMA = 1
+_CODE_FILES = ("train.py", "losses.py", "precision.py", "metrics.py", "models", "data/split.py")
+
+
+def code_fingerprint() -> str:
+    """sha256 over the source files that decide a result: a change there invalidates cached
+    teachers and finished cells."""
+    root = Path(__file__).parent
+    files: list[Path] = []
+    for name in _CODE_FILES:
+        p = root / name
+        files += sorted(p.glob("*.py")) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@dataclass
+class Prepared:
+    data: ImageData
+    split: Split
+    train: DeviceData
+    val: DeviceData
+    test: DeviceData
+
+
+@dataclass
+class RunOptions:
+    results_dir: Path = Path("results")
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    data_root: Path | None = None
+    download: bool = False
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    log: Log = print
+
+
+def select_cells(cells: list[Cell], pattern: str | None = None, shard: str | None = None) -> list[Cell]:
+    """Filter by a glob on cell ids, then keep shard i of n. Shards split by teacher group
+    (dataset, teacher, precision, seed), so a teacher is trained in one shard only."""
+    if pattern:
+        cells = [c for c in cells if fnmatch.fnmatch(c.id, pattern)]
+    if shard:
+        try:
+            i, n = (int(v) for v in shard.split("/"))
+            if not (n >= 1 and 1 <= i <= n):
+                raise ValueError
+        except ValueError:
+            raise KDBenchError(f"--shard must be i/n with 1 ≤ i ≤ n, got {shard!r}") from None
+        groups = sorted({(c.dataset, c.teacher, c.precision, c.seed) for c in cells})
+        mine = set(groups[i - 1 :: n])
+        cells = [c for c in cells if (c.dataset, c.teacher, c.precision, c.seed) in mine]
+    return cells
+
+
+class Runner:
+    def __init__(self, suite: Suite, opts: RunOptions):
+        self.suite = suite
+        self.opts = opts
+        self.log = opts.log
+        self.device = opts.device
+        self.device_class = device_class(opts.device)
+        self.data_root, self.data_root_from = resolve_data_root(opts.data_root)
+        self.code = code_fingerprint()
+        self._prepared: dict[str, Prepared] = {}
+        self._teachers: dict[str, tuple[torch.nn.Module, dict]] = {}
+        self._teacher_train_logits: dict[str, torch.Tensor] = {}
+
+    # ----------------------------------------------------------------- configuration
+
+    def cell_config(self, cell: Cell) -> dict:
+        s = self.suite.spec
+        return {
+            "cell": {"dataset": cell.dataset, "teacher": cell.teacher, "student": cell.student, "precision": cell.precision, "method": cell.method, "seed": cell.seed},
+            "split": spec_hash(s.split),
+            "teacher_recipe": spec_hash(s.teacher),
+            "student_recipe": spec_hash(s.student),
+            "kd": spec_hash(s.kd) if cell.method == "kd" else None,
+            "metrics": list(s.metrics),
+            "device_class": self.device_class,
+            "code": self.code,
+        }
+
+    def result_path(self, cell: Cell) -> Path:
+        return self.opts.results_dir / self.suite.name / f"{cell.id}.json"
+
+    def finished(self, cell: Cell) -> bool:
+        path = self.result_path(cell)
+        if not path.exists():
+            return False
+        try:
+            old = read_json(path)
+        except (OSError, ValueError):
+            return False  # unreadable: redo it
+        return old.get("status") == "ok" and old.get("config_hash") == spec_hash(self.cell_config(cell))
+
+    # ----------------------------------------------------------------- data
+
+    def prepare(self, name: str) -> Prepared:
+        if name in self._prepared:
+            return self._prepared[name]
+        data = DATASETS.get(name).load(self.data_root, self.opts.download)
+        sp = self.suite.spec.split
+        split = make_split(data.train_y, data.classes, sp.seed, sp.val, sp.test)
+        mean, std = channel_stats(data.train_x[split.train])
+        dev = self.device
+
+        def part(x: torch.Tensor, y: torch.Tensor) -> DeviceData:
+            return DeviceData(x.to(dev), y.to(dev), mean.to(dev), std.to(dev))
+
+        test = part(data.test_x, data.test_y) if split.test is None else part(data.train_x[split.test], data.train_y[split.test])
+        prepared = Prepared(data, split, part(data.train_x[split.train], data.train_y[split.train]), part(data.train_x[split.val], data.train_y[split.val]), test)
+        self.log(f"[data] {name}: {len(prepared.train)} train / {len(prepared.val)} val / {len(prepared.test)} test, {data.channels}×{data.image_size}×{data.image_size}, {data.num_classes} classes, from {data.location}")
+        self._prepared[name] = prepared
+        return prepared
+
+    # ----------------------------------------------------------------- teacher
+
+    def teacher_key(self, cell: Cell, p: Prepared) -> str:
+        return spec_hash({
+            "dataset": p.data.fingerprint, "split": p.split.fingerprint, "model": cell.teacher,
+            "recipe": spec_hash(self.suite.spec.teacher), "seed": cell.seed, "precision": cell.precision,
+            "device_class": self.device_class, "torch": torch.__version__, "code": self.code,
+        })
+
+    def teacher(self, cell: Cell, p: Prepared, policy: prec.Policy) -> tuple[torch.nn.Module, dict]:
+        key = self.teacher_key(cell, p)
+        if key in self._teachers:
+            return self._teachers[key]
+        path = self.opts.cache_dir / "teachers" / f"{key}.pt"
+        configure_determinism(cell.seed)
+        model = build_model(cell.teacher, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
+        info = None
+        if path.exists():
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                if blob["meta"]["key"] != key or tensors_sha256(blob["state_dict"]) != blob["meta"]["weights_sha256"]:
+                    raise ValueError("content does not match its recorded hash")
+                model.load_state_dict(blob["state_dict"])
+                info = dict(blob["meta"], cached=True)
+                self.log(f"  teacher {cell.teacher}: from cache {path.name[:16]}…")
+            except Exception as e:  # any damage: report, rebuild, never use it
+                self.log(f"  teacher cache {path} is corrupt ({type(e).__name__}: {e}); rebuilding it")
+                path.unlink(missing_ok=True)
+                configure_determinism(cell.seed)
+                model = build_model(cell.teacher, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
+        if info is None:
+            self.log(f"  teacher {cell.teacher}: training ({self.suite.spec.teacher.epochs} epochs)")
+            fr = fit(model, p.train, p.val, self.suite.spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.log)
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            info = {
+                "key": key, "weights_sha256": tensors_sha256(state), "history": fr.history,
+                "selected_epoch": fr.selected_epoch, "stopped_early": fr.stopped_early, "train_seconds": fr.train_seconds,
+            }
+            atomic_write_bytes(path, state_dict_bytes({"state_dict": state, "meta": info}))
+            info = dict(info, cached=False)
+        model.eval()
+        self._teachers[key] = (model, info)
+        return model, info
+
+    # ----------------------------------------------------------------- cells
+
+    def check_runnable(self, cells: list[Cell]) -> None:
+        """Everything that can be known before training: precisions on this device, data."""
+        for c in cells:
+            prec.get_policy(c.precision, self.device)
+        for name in dict.fromkeys(c.dataset for c in cells):
+            self.prepare(name)
+
+    def run(self, cells: list[Cell]) -> list[dict]:
+        self.check_runnable(cells)
+        out_dir = self.opts.results_dir / self.suite.name
+        results = []
+        with SuiteLock(out_dir):
+            todo = [c for c in cells if not self.finished(c)]
+            self.log(f"[suite] {self.suite.name}: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run on {self.device_class}")
+            for i, cell in enumerate(cells, 1):
+                if cell not in todo:
+                    results.append(read_json(self.result_path(cell)))
+                    continue
+                self.log(f"[{i}/{len(cells)}] {cell.id}")
+                t0 = time.perf_counter()
+                res = self.run_cell(cell)
+                atomic_write_json(self.result_path(cell), res)
+                results.append(res)
+                if res["status"] == "ok":
+                    shown = ", ".join(f"{k} {v:.4f}" for k, v in res["metrics"].items() if k.startswith("test_"))
+                    self.log(f"  done in {time.perf_counter() - t0:.1f}s: {shown}")
+                else:
+                    self.log(f"  FAILED: {res['failure']['reason']}")
+        return results
+
+    def run_cell(self, cell: Cell) -> dict:
+        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        t0 = time.perf_counter()
+        p = self.prepare(cell.dataset)
+        policy = prec.get_policy(cell.precision, self.device)
+        prec.apply_global_flags(policy)
+        config = self.cell_config(cell)
+        spec = self.suite.spec
+        stat = "last" if spec.student.select == "last" else "bestval"
+        base = {
+            "schema": SCHEMA, "suite": self.suite.name, "suite_file": self.suite.source, "cell_id": cell.id,
+            "cell": config["cell"], "config_hash": spec_hash(config), "config": config,
+            "suite_spec": self.suite.config_dict(),
+            "fingerprints": {"dataset": p.data.fingerprint, "split": p.split.fingerprint, "code": self.code},
+            "data": {"name": p.data.name, "location": p.data.location, "root_chosen_by": self.data_root_from, "notes": p.data.notes,
+                     "n_train": len(p.train), "n_val": len(p.val), "n_test": len(p.test)},
+            "statistic": {"last": "weights of the last epoch, evaluated on test", "bestval": "weights of the epoch best on validation, evaluated on test"}[stat],
+            "environment": environment(self.device), "started_at": started,
+        }
+        try:
+            teacher, tinfo = self.teacher(cell, p, policy)
+            teacher_test = predict(teacher, p.test, 512, policy, self.device)
+            configure_determinism(cell.seed)
+            student = build_model(cell.student, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
+            self.log(f"  student {cell.student} ({cell.method}): training ({spec.student.epochs} epochs)")
+            distil = cell.method == "kd"
+            cached_logits = None
+            if distil and not spec.student.augment:
+                # No augmentation: the teacher sees the same images every epoch, so its
+                # logits are computed once per teacher and reused by all its students.
+                if tinfo["key"] not in self._teacher_train_logits:
+                    self._teacher_train_logits[tinfo["key"]] = predict(teacher, p.train, 512, policy, self.device).to(self.device)
+                cached_logits = self._teacher_train_logits[tinfo["key"]]
+            fr = fit(student, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
+                     stage=f"student {cell.student} [{cell.method}]", teacher=teacher if distil else None, kd=spec.kd if distil else None,
+                     teacher_logits=cached_logits, log=self.log)
+            logits = predict(student, p.test, 512, policy, self.device)
+        except TrainingFault as e:
+            return dict(base, status="failed", failure={"reason": str(e), "stage": e.stage, "epoch": e.epoch, "step": e.step})
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            reason = f"out of GPU memory in cell {cell.id} (batch sizes: teacher {spec.teacher.batch_size}, student {spec.student.batch_size}); lower batch_size"
+            return dict(base, status="failed", failure={"reason": reason, "stage": "", "epoch": None, "step": None})
+        y = p.test.y.cpu()
+        metrics = {f"test_{k}_{stat}": v for k, v in classification_metrics(logits, y, p.data.num_classes, spec.metrics, teacher_test).items()}
+        t_stat = "last" if spec.teacher.select == "last" else "bestval"
+        metrics[f"teacher_test_top1_{t_stat}"] = classification_metrics(teacher_test, y, p.data.num_classes, ("top1",))["top1"]
+        state = {k: v.detach().cpu() for k, v in student.state_dict().items()}
+        return dict(
+            base, status="ok", metrics=metrics,
+            params={"student": count_params(student), "teacher": count_params(teacher)},
+            teacher={"logits": ("computed once on the training split (no augmentation)" if cell.method == "kd" and not spec.student.augment else "computed every step") if cell.method == "kd" else "not used in training",
+                     "cache_key": tinfo["key"], "weights_sha256": tinfo["weights_sha256"], "from_cache": tinfo["cached"], "history": tinfo["history"], "selected_epoch": tinfo["selected_epoch"]},
+            student={"weights_sha256": tensors_sha256(state), "history": fr.history, "selected_epoch": fr.selected_epoch, "stopped_early": fr.stopped_early, "train_seconds": fr.train_seconds},
+            timing={"cell_seconds": round(time.perf_counter() - t0, 3)},
+            finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+
+
+def load_results(suite: Suite, results_dir: Path) -> dict[str, dict]:
+    """Results of this suite's cells that exist, by cell id."""
+    out = {}
+    for cell in suite.cells():
+        path = results_dir / suite.name / f"{cell.id}.json"
+        if path.exists():
+            try:
+                out[cell.id] = read_json(path)
+            except (OSError, ValueError) as e:
+                raise DataError(f"{path}: unreadable result file ({e})") from None
+    return out

@@ -1,0 +1,403 @@
+"""Suite files: YAML → validated, frozen dataclasses → expanded cells with stable ids.
+
+A suite is read with ``yaml.safe_load`` (no tags, no imports, no code) and validated
+completely before anything trains: every unknown key, wrong type, unknown name and
+impossible value is reported with the file, the dotted path and, where there is one, a
+suggestion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from .errors import SuiteError
+from .registry import suggest
+
+METHODS = ("none", "kd")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+METRICS = ("top1", "top5", "f1_macro", "agreement")
+AUGMENTATIONS = ("flip", "crop")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    # Linear LR scaling (S1's "0.001 / 32 × batch"): when set, the effective LR is
+    # lr × batch_size / lr_reference_batch.
+    lr_reference_batch: int | None = None
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    name: Literal["none", "cosine", "step", "plateau"] = "cosine"
+    step_size: int = 30  # step: epochs between decays
+    gamma: float = 0.1  # step / plateau: decay factor
+    patience: int = 2  # plateau: epochs without val improvement before decay
+
+
+@dataclass(frozen=True)
+class EarlyStoppingSpec:
+    patience: int = 0  # 0 disables early stopping
+    min_delta: float = 0.0
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
+    early_stopping: EarlyStoppingSpec = field(default_factory=EarlyStoppingSpec)
+    # Which weights are evaluated on test: the last epoch's, or the epoch best on the
+    # validation split. Never the best on test.
+    select: Literal["last", "best_val"] = "last"
+    augment: tuple[str, ...] = ()
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class KDSpec:
+    """Hinton KD weights, explicit: loss = ce_weight·CE + kd_weight·T²·KL."""
+
+    temperature: float = 4.0
+    ce_weight: float = 0.1
+    kd_weight: float = 0.9
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Stratified split of the dataset's training pool. ``test`` > 0 only for datasets that
+    ship no test split of their own (their official test split is used otherwise)."""
+
+    seed: int = 0
+    train: float = 0.9
+    val: float = 0.1
+    test: float = 0.0
+
+
+@dataclass(frozen=True)
+class MatrixSpec:
+    datasets: tuple[str, ...]
+    teachers: tuple[str, ...]
+    students: tuple[str, ...]
+    precisions: tuple[str, ...] = ("fp32",)
+    methods: tuple[str, ...] = ("none", "kd")
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    matrix: MatrixSpec
+    seeds: tuple[int, ...] = (0,)
+    description: str = ""
+    split: SplitSpec = field(default_factory=SplitSpec)
+    teacher: RecipeSpec = field(default_factory=RecipeSpec)
+    student: RecipeSpec = field(default_factory=RecipeSpec)
+    kd: KDSpec = field(default_factory=KDSpec)
+    metrics: tuple[str, ...] = ("top1", "f1_macro", "agreement")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the matrix. Its id is built from its own axis values only, so it does
+    not change when other cells are added or the file is reformatted."""
+
+    suite: str
+    dataset: str
+    teacher: str
+    student: str
+    precision: str
+    method: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        parts = (self.dataset, self.teacher, self.student, self.precision, self.method, f"s{self.seed}")
+        return "__".join(p.replace("/", "-") for p in parts)
+
+
+@dataclass(frozen=True)
+class Suite:
+    spec: SuiteSpec
+    source: str  # the file it came from, for messages and provenance
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def cells(self) -> list[Cell]:
+        m = self.spec.matrix
+        return [
+            Cell(self.name, d, t, s, p, meth, seed)
+            for d in m.datasets
+            for t in m.teachers
+            for s in m.students
+            for p in m.precisions
+            for meth in m.methods
+            for seed in self.spec.seeds
+        ]
+
+    def config_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.spec)
+
+
+def spec_hash(obj: Any) -> str:
+    """sha256 of a canonical JSON form of plain data or dataclasses."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    if tp is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _convert(arg, value, source, path)
+            except SuiteError:
+                continue
+        raise SuiteError(source, path, f"expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise SuiteError(source, path, f"expected null, got {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            hint = suggest(str(value), [str(c) for c in choices])
+            raise SuiteError(source, path, f"expected {_type_name(tp)}, got {value!r}{hint}")
+        return value
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # a single value where a list is expected is a one-element list
+        if not isinstance(value, list):
+            raise SuiteError(source, path, f"expected {_type_name(tp)}, got {value!r}")
+        return tuple(_convert(item_tp, v, source, f"{path}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, source, path)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise SuiteError(source, path, f"expected {_type_name(tp)}, got {value!r}")
+
+
+def build(cls: type, data: Any, source: str, path: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise SuiteError(source, path or "<top>", f"expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        sub = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            raise SuiteError(source, sub, f"unknown key {key!r}{suggest(str(key), list(fields))}; allowed: {', '.join(fields)}")
+        kwargs[key] = _convert(hints[key], value, source, sub)
+    for name, f in fields.items():
+        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            sub = f"{path}.{name}" if path else name
+            raise SuiteError(source, sub, "required key is missing")
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- semantics
+
+
+def _check_names(source: str, path: str, names: tuple[str, ...], known: list[str], kind: str) -> None:
+    if not names:
+        raise SuiteError(source, path, f"needs at least one {kind}")
+    seen = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            raise SuiteError(source, f"{path}[{i}]", f"duplicate {kind} {n!r}: each matrix entry must be unique")
+        seen.add(n)
+        if n not in known:
+            raise SuiteError(source, f"{path}[{i}]", f"unknown {kind} {n!r}{suggest(n, known)}; known: {', '.join(known)}")
+
+
+def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
+    def bad(sub: str, msg: str) -> SuiteError:
+        return SuiteError(source, f"{path}.{sub}", msg)
+
+    if r.epochs < 1:
+        raise bad("epochs", f"must be ≥ 1, got {r.epochs}")
+    if r.batch_size < 1:
+        raise bad("batch_size", f"must be ≥ 1, got {r.batch_size}")
+    if not r.optimizer.lr > 0:
+        raise bad("optimizer.lr", f"must be > 0, got {r.optimizer.lr}")
+    if r.optimizer.weight_decay < 0:
+        raise bad("optimizer.weight_decay", f"must be ≥ 0, got {r.optimizer.weight_decay}")
+    if not 0 <= r.optimizer.momentum < 1:
+        raise bad("optimizer.momentum", f"must be in [0, 1), got {r.optimizer.momentum}")
+    if r.optimizer.lr_reference_batch is not None and r.optimizer.lr_reference_batch < 1:
+        raise bad("optimizer.lr_reference_batch", f"must be ≥ 1, got {r.optimizer.lr_reference_batch}")
+    if r.scheduler.step_size < 1:
+        raise bad("scheduler.step_size", f"must be ≥ 1, got {r.scheduler.step_size}")
+    if not 0 < r.scheduler.gamma <= 1:
+        raise bad("scheduler.gamma", f"must be in (0, 1], got {r.scheduler.gamma}")
+    if r.early_stopping.patience < 0:
+        raise bad("early_stopping.patience", f"must be ≥ 0 (0 disables it), got {r.early_stopping.patience}")
+    if not 0 <= r.label_smoothing < 1:
+        raise bad("label_smoothing", f"must be in [0, 1), got {r.label_smoothing}")
+    for i, a in enumerate(r.augment):
+        if a not in AUGMENTATIONS:
+            raise bad(f"augment[{i}]", f"unknown augmentation {a!r}{suggest(a, list(AUGMENTATIONS))}; known: {', '.join(AUGMENTATIONS)}")
+
+
+def validate(spec: SuiteSpec, source: str) -> None:
+    # Imported here: the registries fill when their modules import, and suite.py must stay
+    # importable on its own.
+    from .data import DATASETS
+    from .models import MODELS, known_model_names
+
+    if not spec.name or not all(c.isalnum() or c in "-_" for c in spec.name):
+        raise SuiteError(source, "name", f"must be non-empty letters, digits, '-' or '_', got {spec.name!r}")
+    if not spec.seeds:
+        raise SuiteError(source, "seeds", "needs at least one seed")
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise SuiteError(source, "seeds", f"duplicate seeds in {list(spec.seeds)}")
+    if any(s < 0 for s in spec.seeds):
+        raise SuiteError(source, "seeds", f"seeds must be ≥ 0, got {list(spec.seeds)}")
+    sp = spec.split
+    for k in ("train", "val", "test"):
+        v = getattr(sp, k)
+        if not 0 <= v <= 1:
+            raise SuiteError(source, f"split.{k}", f"must be in [0, 1], got {v}")
+    if sp.train <= 0:
+        raise SuiteError(source, "split.train", f"must be > 0, got {sp.train}")
+    total = sp.train + sp.val + sp.test
+    if abs(total - 1.0) > 1e-6:
+        raise SuiteError(source, "split", f"train + val + test must be 1, got {sp.train} + {sp.val} + {sp.test} = {total:g}")
+    m = spec.matrix
+    _check_names(source, "matrix.datasets", m.datasets, DATASETS.names(), "dataset")
+    for i, d in enumerate(m.datasets):
+        has_test = DATASETS.get(d).has_test_split
+        if has_test and sp.test > 0:
+            raise SuiteError(source, f"matrix.datasets[{i}]", f"dataset {d!r} has its own test split; set split.test to 0")
+        if not has_test and sp.test <= 0:
+            raise SuiteError(source, f"matrix.datasets[{i}]", f"dataset {d!r} has no test split; give split.test a fraction > 0")
+    # timm's 1,300 names load only when a suite names a timm model (importing timm is slow).
+    wants_timm = any(n.startswith("timm/") for n in m.teachers + m.students)
+    models = known_model_names() if wants_timm else MODELS.names()
+    for axis in ("teachers", "students"):
+        names = getattr(m, axis)
+        _check_names(source, f"matrix.{axis}", names, models, "model")
+        for i, n in enumerate(names):
+            if n not in MODELS and not n.startswith("timm/"):
+                raise SuiteError(source, f"matrix.{axis}[{i}]", f"unknown model {n!r}")
+    _check_names(source, "matrix.precisions", m.precisions, list(PRECISIONS), "precision")
+    _check_names(source, "matrix.methods", m.methods, list(METHODS), "method")
+    _check_recipe(source, "teacher", spec.teacher)
+    _check_recipe(source, "student", spec.student)
+    if not spec.kd.temperature > 0:
+        raise SuiteError(source, "kd.temperature", f"must be > 0, got {spec.kd.temperature}")
+    for k in ("ce_weight", "kd_weight"):
+        v = getattr(spec.kd, k)
+        if not 0 <= v <= 1:
+            raise SuiteError(source, f"kd.{k}", f"must be in [0, 1], got {v}")
+    if spec.kd.ce_weight + spec.kd.kd_weight <= 0:
+        raise SuiteError(source, "kd", "ce_weight and kd_weight cannot both be 0")
+    if not spec.metrics:
+        raise SuiteError(source, "metrics", "needs at least one metric")
+    _check_names(source, "metrics", spec.metrics, list(METRICS), "metric")
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def apply_override(data: dict, assignment: str, source: str) -> None:
+    """Apply ``a.b.c=value`` (value parsed as YAML) to a raw suite mapping in place."""
+    if "=" not in assignment:
+        raise SuiteError(source, "--set", f"expected KEY=VALUE, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise SuiteError(source, f"--set {key}", f"value {raw!r} is not valid YAML: {e}") from None
+    parts = key.strip().split(".")
+    node = data
+    for i, p in enumerate(parts[:-1]):
+        nxt = node.get(p)
+        if nxt is None:
+            nxt = node[p] = {}
+        if not isinstance(nxt, dict):
+            raise SuiteError(source, ".".join(parts[: i + 1]), "is not a mapping; cannot set a key inside it")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def parse_suite(text: str, source: str, overrides: tuple[str, ...] = ()) -> Suite:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SuiteError(source, where, f"not valid YAML: {problem}") from None
+    if data is None:
+        raise SuiteError(source, "", "the file is empty")
+    if not isinstance(data, dict):
+        raise SuiteError(source, "", f"the top level must be a mapping, got {type(data).__name__}")
+    for o in overrides:
+        apply_override(data, o, source)
+    spec = build(SuiteSpec, data, source)
+    validate(spec, source)
+    return Suite(spec, source)
+
+
+def load_suite(path: str | Path, overrides: tuple[str, ...] = ()) -> Suite:
+    p = Path(path)
+    if not p.exists():
+        # Allow "smoke" as a short form of suites/smoke.yaml.
+        alt = Path("suites") / f"{p.name}.yaml"
+        if p.suffix == "" and alt.exists():
+            p = alt
+        else:
+            raise SuiteError(str(path), "", "no such suite file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SuiteError(str(p), "", f"cannot read: {e}") from None
+    return parse_suite(text, str(p), overrides)

@@ -1,0 +1,230 @@
+"""Training and evaluation of one model on a dataset held as uint8 tensors.
+
+Batches are index slices of a seeded permutation; augmentation is tensor work on the
+device, its randomness drawn from a CPU generator so CPU and CUDA runs see the same
+batches. No DataLoader, no per-image Python."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import precision as prec
+from .errors import TrainingFault
+from .losses import ce_loss, kd_loss
+from .suite import KDSpec, RecipeSpec
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class DeviceData:
+    """One split's images (uint8, on the device) and labels, plus normalisation."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    mean: torch.Tensor  # (1, C, 1, 1) float32
+    std: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def normalise(self, xb: torch.Tensor) -> torch.Tensor:
+        return (xb.float() / 255.0 - self.mean) / self.std
+
+
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units (float64 sums: exact enough
+    to be identical on every machine)."""
+    xf = x.to(torch.float64) / 255.0
+    mean = xf.mean(dim=(0, 2, 3))
+    std = xf.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
+
+
+def augment(xb: torch.Tensor, ops: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip and 4-pixel reflect-pad random crop, per image."""
+    n, _, h, w = xb.shape
+    if "crop" in ops:
+        pad = 4
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(xb.device)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(xb.device)
+        padded = F.pad(xb.float(), (pad, pad, pad, pad), mode="reflect").to(xb.dtype)
+        rows = (torch.arange(h, device=xb.device)[None, :] + dy[:, None])[:, None, :, None]
+        cols = (torch.arange(w, device=xb.device)[None, :] + dx[:, None])[:, None, None, :]
+        xb = padded[torch.arange(n, device=xb.device)[:, None, None, None], torch.arange(xb.shape[1], device=xb.device)[None, :, None, None], rows, cols]
+    if "flip" in ops:
+        flip = (torch.rand(n, generator=gen) < 0.5).to(xb.device)
+        xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+    return xb
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: DeviceData, batch_size: int, policy: prec.Policy, device: torch.device) -> torch.Tensor:
+    """Logits (float32, on CPU) for every image, in order, with the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    outs = []
+    for i in range(0, len(data), batch_size):
+        with prec.autocast(policy, device):
+            outs.append(model(data.normalise(data.x[i : i + batch_size])).float().cpu())
+    model.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def make_optimizer(model: nn.Module, recipe: RecipeSpec) -> tuple[torch.optim.Optimizer, float]:
+    o = recipe.optimizer
+    lr = o.lr * recipe.batch_size / o.lr_reference_batch if o.lr_reference_batch else o.lr
+    params = model.parameters()
+    if o.name == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov and o.momentum > 0)
+    elif o.name == "adam":
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=o.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=o.weight_decay)
+    return opt, lr
+
+
+def make_scheduler(opt: torch.optim.Optimizer, recipe: RecipeSpec, steps_per_epoch: int):
+    s = recipe.scheduler
+    if s.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * steps_per_epoch), "step"
+    if s.name == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.gamma), "epoch"
+    if s.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=s.gamma, patience=s.patience), "val"
+    return None, "none"
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)
+    selected_epoch: int = 0  # 1-based epoch whose weights were kept
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+
+
+def fit(
+    model: nn.Module,
+    train: DeviceData,
+    val: DeviceData,
+    recipe: RecipeSpec,
+    *,
+    seed: int,
+    policy: prec.Policy,
+    device: torch.device,
+    stage: str,
+    teacher: nn.Module | None = None,
+    kd: KDSpec | None = None,
+    teacher_logits: torch.Tensor | None = None,
+    log: Log = print,
+) -> FitResult:
+    """Train ``model`` by ``recipe``; with a ``teacher`` and ``kd``, distil from it.
+
+    The teacher stays in eval mode and runs under no_grad. ``teacher_logits`` (the eval-mode
+    teacher's logits for every training image, in order) replace the per-step teacher
+    forward; only valid when the recipe has no augmentation. Raises TrainingFault on a
+    non-finite loss (naming the epoch and step), leaving nothing half-done behind."""
+    gen = torch.Generator().manual_seed(seed)
+    opt, lr0 = make_optimizer(model, recipe)
+    n = len(train)
+    bs = min(recipe.batch_size, n)
+    # A last batch of one image breaks BatchNorm's batch statistics: drop it.
+    steps = n // bs + (1 if n % bs > 1 else 0)
+    sched, sched_every = make_scheduler(opt, recipe, steps)
+    scaler = prec.grad_scaler(policy, device)
+    if teacher_logits is not None and recipe.augment:
+        raise ValueError("cached teacher logits cannot be used with augmentation: the images change every step")
+    if teacher is not None:
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    result = FitResult(model)
+    best_val, best_state, since_best = -math.inf, None, 0
+    t_start = time.perf_counter()
+    for epoch in range(1, recipe.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        sums = {"loss": 0.0, "ce": 0.0, "kd": 0.0}
+        seen = 0
+        for step in range(steps):
+            idx = perm[step * bs : (step + 1) * bs].to(device)
+            xb = train.x[idx]
+            if recipe.augment:
+                xb = augment(xb, recipe.augment, gen)
+            xb = train.normalise(xb)
+            yb = train.y[idx]
+            with prec.autocast(policy, device):
+                out = model(xb)
+                if teacher is not None and teacher_logits is None:
+                    with torch.no_grad():
+                        t_out = teacher(xb)
+            if teacher_logits is not None:
+                t_out = teacher_logits[idx]
+            if teacher is not None and kd is not None:
+                loss, parts = kd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.ce_weight, kd_weight=kd.kd_weight, label_smoothing=recipe.label_smoothing)
+            else:
+                loss, parts = ce_loss(out, yb, recipe.label_smoothing)
+            if not torch.isfinite(loss):
+                raise TrainingFault(
+                    f"{stage}: loss became {loss.item()} at epoch {epoch}, step {step + 1}/{steps} "
+                    f"(lr {opt.param_groups[0]['lr']:.3g}, precision {policy.name}); lower the LR or use another precision",
+                    stage=stage, epoch=epoch, step=step + 1,
+                )
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            if sched_every == "step":
+                sched.step()
+            k = yb.shape[0]
+            seen += k
+            sums["loss"] += loss.item() * k
+            for name, v in parts.items():
+                sums[name] += v.item() * k
+        val_logits = predict(model, val, max(bs, 256), policy, device)
+        val_top1 = (val_logits.argmax(1) == val.y.cpu()).float().mean().item() if len(val) else float("nan")
+        lr_now = opt.param_groups[0]["lr"]
+        if sched_every == "epoch":
+            sched.step()
+        elif sched_every == "val":
+            sched.step(val_top1)
+        row = {
+            "epoch": epoch,
+            "train_loss": sums["loss"] / seen,
+            "train_ce": sums["ce"] / seen,
+            "train_kd": sums["kd"] / seen if teacher is not None else None,
+            "val_top1": val_top1,
+            "lr": lr_now,
+            "epoch_seconds": round(time.perf_counter() - t0, 3),
+        }
+        if device.type == "cuda":
+            row["max_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+        result.history.append(row)
+        log(f"    {stage} epoch {epoch}/{recipe.epochs}  loss {row['train_loss']:.4f}  val_top1 {val_top1:.4f}  lr {lr_now:.3g}  {row['epoch_seconds']:.1f}s")
+        improved = val_top1 > best_val + recipe.early_stopping.min_delta
+        if improved:
+            best_val, since_best = val_top1, 0
+            if recipe.select == "best_val":
+                best_state, result.selected_epoch = copy.deepcopy(model.state_dict()), epoch
+        else:
+            since_best += 1
+        if recipe.early_stopping.patience and since_best >= recipe.early_stopping.patience:
+            result.stopped_early = True
+            log(f"    {stage} early stop after epoch {epoch}: no val_top1 gain for {since_best} epochs")
+            break
+    if recipe.select == "best_val" and best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        result.selected_epoch = len(result.history)
+    result.train_seconds = round(time.perf_counter() - t_start, 3)
+    return result
