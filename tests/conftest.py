@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path | None:
+    """Real datasets for tests that read them: $KDBENCH_DATA, else ../shared/datasets."""
+    env = os.environ.get("KDBENCH_DATA")
+    if env and Path(env).is_dir():
+        return Path(env)
+    beside = REPO.parent / "shared" / "datasets"
+    return beside if beside.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = shared_data_root()
+    if root is None:
+        pytest.skip("no real data root: set KDBENCH_DATA to a folder holding fashion-mnist/ and cifar10-jpeg/")
+    return root
+
+
+@pytest.fixture(scope="session")
+def cuda() -> torch.device:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU; torch.cuda.is_available() is False here")
+    return torch.device("cuda")
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """Decoded-data and teacher caches in a temporary folder."""
+    monkeypatch.setenv("KDBENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -1,0 +1,121 @@
+"""The KD loss: invariants (hypothesis), an independent float64 reference, alpha conventions."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kdbench.losses import kd_loss, kd_term, weights_from_alpha_on_hard, weights_from_alpha_on_soft
+
+shapes = st.tuples(st.integers(1, 16), st.integers(2, 20))
+temps = st.floats(0.5, 10.0)
+seeds = st.integers(0, 2**31 - 1)
+
+
+def logits(seed: int, b: int, c: int, scale: float = 5.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, c, generator=g) * scale
+
+
+def reference_kd(s: torch.Tensor, t: torch.Tensor, T: float) -> float:
+    """Written from the definition, in float64, with plain exp/log: sum_j p_t (log p_t - log p_s)."""
+    s, t = s.double() / T, t.double() / T
+    total = 0.0
+    for i in range(s.shape[0]):
+        zs = sum(math.exp(v) for v in (s[i] - s[i].max()).tolist())
+        zt = sum(math.exp(v) for v in (t[i] - t[i].max()).tolist())
+        for j in range(s.shape[1]):
+            log_ps = (s[i, j] - s[i].max()).item() - math.log(zs)
+            log_pt = (t[i, j] - t[i].max()).item() - math.log(zt)
+            total += math.exp(log_pt) * (log_pt - log_ps)
+    return T * T * total / s.shape[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes, temps, seeds)
+def test_kd_term_is_non_negative(shape, T, seed):
+    assert kd_term(logits(seed, *shape), logits(seed + 1, *shape), T).item() >= -1e-6
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes, temps, seeds)
+def test_kd_term_is_zero_when_logits_match(shape, T, seed):
+    s = logits(seed, *shape)
+    assert abs(kd_term(s, s.clone(), T).item()) < 1e-5
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes, temps, seeds, st.floats(-50, 50))
+def test_adding_a_constant_to_a_row_changes_nothing(shape, T, seed, c):
+    s, t = logits(seed, *shape), logits(seed + 1, *shape)
+    base = kd_term(s, t, T).item()
+    shifted = kd_term(s + c, t - 2 * c, T).item()
+    assert shifted == pytest.approx(base, rel=1e-4, abs=1e-4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes, temps, seeds)
+def test_batch_order_does_not_matter(shape, T, seed):
+    s, t = logits(seed, *shape), logits(seed + 1, *shape)
+    y = torch.arange(shape[0]) % shape[1]
+    perm = torch.randperm(shape[0], generator=torch.Generator().manual_seed(seed))
+    a, _ = kd_loss(s, t, y, temperature=T, ce_weight=0.3, kd_weight=0.7)
+    b, _ = kd_loss(s[perm], t[perm], y[perm], temperature=T, ce_weight=0.3, kd_weight=0.7)
+    assert a.item() == pytest.approx(b.item(), rel=1e-5, abs=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes, seeds, st.floats(2.0, 8.0))
+def test_gradient_is_exact_and_t_squared_keeps_its_scale(shape, seed, T):
+    """d/ds [T²·KL(p_t‖p_s)] = T·(p_s − p_t)/B exactly. For small logits that is ≈ (s − t)/(C·B)
+    whatever T: the T² factor keeps the gradient scale independent of T (without it the
+    gradient would shrink as 1/T²)."""
+    B = shape[0]
+    s, t = logits(seed, *shape, scale=0.1), logits(seed + 1, *shape, scale=0.1)
+
+    def grad(temp):
+        x = s.clone().requires_grad_(True)
+        kd_term(x, t, temp).backward()
+        return x.grad
+
+    g1, g2 = grad(T), grad(2 * T)
+    exact = T * (torch.softmax(s.double() / T, 1) - torch.softmax(t.double() / T, 1)) / B
+    assert torch.allclose(g1.double(), exact, rtol=1e-3, atol=1e-6)  # float32 vs float64
+    ratio = (g2.norm() / g1.norm()).item()
+    assert 0.9 < ratio < 1.1, f"gradient norm changed by {ratio:.3f} when T doubled"
+
+
+@pytest.mark.parametrize("b, c, T", [(1, 2, 1.0), (8, 10, 4.0), (5, 100, 2.0), (3, 7, 0.7)])
+def test_matches_float64_reference(b, c, T):
+    s, t = logits(b * c, b, c), logits(b * c + 1, b, c)
+    assert kd_term(s, t, T).item() == pytest.approx(reference_kd(s, t, T), rel=1e-4, abs=1e-5)
+
+
+def test_total_is_the_weighted_sum_and_teacher_gets_no_gradient():
+    s = logits(0, 4, 10).requires_grad_(True)
+    t = logits(1, 4, 10).requires_grad_(True)
+    y = torch.tensor([0, 1, 2, 3])
+    total, parts = kd_loss(s, t, y, temperature=3.0, ce_weight=0.25, kd_weight=0.75)
+    assert total.item() == pytest.approx(0.25 * parts["ce"].item() + 0.75 * parts["kd"].item(), rel=1e-6)
+    total.backward()
+    assert t.grad is None and s.grad is not None
+
+
+def test_half_precision_logits_are_computed_in_fp32():
+    s, t = logits(0, 4, 10), logits(1, 4, 10)
+    ref = kd_term(s, t, 4.0)
+    low = kd_term(s.bfloat16(), t.bfloat16(), 4.0)
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(ref.item(), rel=0.05)
+
+
+def test_alpha_conventions():
+    assert weights_from_alpha_on_soft(0.7) == pytest.approx((0.3, 0.7))  # S1: α·soft + (1-α)·hard
+    assert weights_from_alpha_on_hard(0.5) == pytest.approx((0.5, 0.5))  # S2: α·CE + (1-α)·KD
+    assert weights_from_alpha_on_hard(0.9) == pytest.approx((0.9, 0.1))
+    with pytest.raises(ValueError, match="alpha"):
+        weights_from_alpha_on_soft(1.2)
+    with pytest.raises(ValueError, match="temperature"):
+        kd_term(logits(0, 2, 3), logits(1, 2, 3), 0.0)

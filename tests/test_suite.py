@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kdbench.errors import SuiteError
+from kdbench.suite import load_suite, parse_suite
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = (REPO / "suites" / "smoke.yaml").read_text()
+
+
+def mutate(**changes) -> str:
+    doc = yaml.safe_load(SMOKE)
+    for dotted, value in changes.items():
+        node = doc
+        *parents, last = dotted.split("__")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return yaml.safe_dump(doc)
+
+
+def error_of(text: str, *overrides: str) -> SuiteError:
+    with pytest.raises(SuiteError) as e:
+        parse_suite(text, "suites/x.yaml", overrides)
+    return e.value
+
+
+def test_every_shipped_suite_loads_and_expands():
+    for path in sorted((REPO / "suites").glob("*.yaml")):
+        suite = load_suite(path)
+        cells = suite.cells()
+        assert cells, path
+        assert len({c.id for c in cells}) == len(cells), f"duplicate cell ids in {path}"
+
+
+def test_unknown_model_names_path_and_suggestion():
+    e = error_of(mutate(matrix__students=["cnn_tiny", "cnn_smal"]))
+    assert str(e).startswith("suites/x.yaml: matrix.students[1]: unknown model 'cnn_smal' (did you mean 'cnn_small'")
+
+
+def test_unknown_key_suggests_the_right_one():
+    doc = yaml.safe_load(SMOKE)
+    doc["teacher"]["epoch"] = 3
+    e = error_of(yaml.safe_dump(doc))
+    assert "teacher.epoch: unknown key 'epoch' (did you mean 'epochs'?)" in str(e)
+
+
+@pytest.mark.parametrize(
+    "changes, where, words",
+    [
+        ({"teacher__epochs": -1}, "teacher.epochs", "must be ≥ 1"),
+        ({"teacher__epochs": "five"}, "teacher.epochs", "expected an integer"),
+        ({"kd__temperature": 0}, "kd.temperature", "must be > 0"),
+        ({"kd__kd_weight": 1.5}, "kd.kd_weight", "must be in [0, 1]"),
+        ({"split__val": 0.3}, "split", "must be 1"),
+        ({"matrix__precisions": ["fp64"]}, "matrix.precisions[0]", "unknown precision 'fp64'"),
+        ({"matrix__methods": ["kd", "kd"]}, "matrix.methods[1]", "duplicate method"),
+        ({"matrix__datasets": []}, "matrix.datasets", "needs at least one dataset"),
+        ({"matrix__datasets": ["fashion-mnst"]}, "matrix.datasets[0]", "did you mean 'fashion-mnist'"),
+        ({"student__optimizer__name": "adamw2"}, "student.optimizer.name", "did you mean 'adamw'"),
+        ({"seeds": []}, "seeds", "at least one seed"),
+        ({"split__test": 0.1, "split__train": 0.8}, "matrix.datasets[0]", "has its own test split"),
+    ],
+)
+def test_bad_values_are_rejected_with_their_path(changes, where, words):
+    e = error_of(mutate(**changes))
+    assert e.path == where
+    assert words in str(e)
+
+
+def test_yaml_syntax_error_gives_line():
+    e = error_of("name: x\nmatrix: [unclosed\n")
+    assert "not valid YAML" in str(e) and "line" in e.path
+
+
+def test_missing_required_key():
+    e = error_of("name: x\n")
+    assert e.path == "matrix" and "required" in str(e)
+
+
+def test_cell_ids_are_stable_under_reformatting_and_additions():
+    base = {c.id for c in parse_suite(SMOKE, "a").cells()}
+    reformatted = yaml.safe_dump(yaml.safe_load(SMOKE), default_flow_style=True, sort_keys=True)
+    assert {c.id for c in parse_suite(reformatted, "b").cells()} == base
+    wider = parse_suite(mutate(matrix__students=["cnn_small", "resnet18_cifar", "cnn_tiny"], seeds=[0, 1]), "c")
+    assert base < {c.id for c in wider.cells()}
+    assert "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0" in base
+
+
+def test_override_is_validated_like_the_file():
+    suite = parse_suite(SMOKE, "s", ("student.epochs=2", "seeds=[3, 4]"))
+    assert suite.spec.student.epochs == 2 and suite.spec.seeds == (3, 4)
+    e = error_of(SMOKE, "student.epochs=0")
+    assert e.path == "student.epochs"
+    e = error_of(SMOKE, "student.epohs=2")
+    assert "did you mean 'epochs'" in str(e)
+
+
+def test_timm_models_are_accepted_by_name():
+    suite = parse_suite(mutate(matrix__students=["timm/resnet18"]), "s")
+    assert suite.cells()[0].id.split("__")[2] == "timm-resnet18"
+    e = error_of(mutate(matrix__students=["timm/resnet181"]))
+    assert "unknown model 'timm/resnet181'" in str(e)
