@@ -129,16 +129,21 @@ class Runner:
     def prepare(self, name: str) -> Prepared:
         if name in self._prepared:
             return self._prepared[name]
-        data = DATASETS.get(name).load(self.data_root, self.opts.download)
+        data = DATASETS.get(name).load(self.data_root, self.opts.download, self.opts.cache_dir)
         sp = self.suite.spec.split
-        split = make_split(data.train_y, data.classes, sp.seed, sp.val, sp.test)
+        split = make_split(data.train_y, data.classes, sp.seed, sp.val, sp.test, sp.max_per_class, data.test_y)
         mean, std = channel_stats(data.train_x[split.train])
         dev = self.device
 
         def part(x: torch.Tensor, y: torch.Tensor) -> DeviceData:
             return DeviceData(x.to(dev), y.to(dev), mean.to(dev), std.to(dev))
 
-        test = part(data.test_x, data.test_y) if split.test is None else part(data.train_x[split.test], data.train_y[split.test])
+        if split.test is not None:
+            test = part(data.train_x[split.test], data.train_y[split.test])
+        elif split.official_test is not None:
+            test = part(data.test_x[split.official_test], data.test_y[split.official_test])
+        else:
+            test = part(data.test_x, data.test_y)
         prepared = Prepared(data, split, part(data.train_x[split.train], data.train_y[split.train]), part(data.train_x[split.val], data.train_y[split.val]), test)
         self.log(f"[data] {name}: {len(prepared.train)} train / {len(prepared.val)} val / {len(prepared.test)} test, {data.channels}×{data.image_size}×{data.image_size}, {data.num_classes} classes, from {data.location}")
         self._prepared[name] = prepared

@@ -86,6 +86,9 @@ class SplitSpec:
     train: float = 0.9
     val: float = 0.1
     test: float = 0.0
+    # > 0: keep at most this many images of each class (in the split's seeded order), in the
+    # pool and in an official test split alike. For tiny runs that check a suite end to end.
+    max_per_class: int = 0
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,8 @@ def validate(spec: SuiteSpec, source: str) -> None:
         v = getattr(sp, k)
         if not 0 <= v <= 1:
             raise SuiteError(source, f"split.{k}", f"must be in [0, 1], got {v}")
+    if sp.max_per_class < 0:
+        raise SuiteError(source, "split.max_per_class", f"must be ≥ 0 (0 keeps every image), got {sp.max_per_class}")
     if sp.train <= 0:
         raise SuiteError(source, "split.train", f"must be > 0, got {sp.train}")
     total = sp.train + sp.val + sp.test

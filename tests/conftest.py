@@ -38,3 +38,28 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     """Decoded-data and teacher caches in a temporary folder."""
     monkeypatch.setenv("KDBENCH_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+# --------------------------------------------------------------------------- golden discipline
+# A plain test run must never write golden/: hash the folder when the session starts and
+# fail the session if it changed by the end.
+
+
+def _golden_digest() -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted((REPO / "golden").rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(REPO).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def pytest_sessionstart(session):
+    session.config._golden_digest = _golden_digest()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _golden_digest() != session.config._golden_digest:
+        session.config.get_terminal_writer().line("golden/ was modified during the test run: tests must never write golden files", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

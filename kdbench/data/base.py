@@ -85,7 +85,7 @@ class ImageData:
 @dataclass(frozen=True)
 class DatasetSource:
     name: str
-    load: Callable[[Path, bool], ImageData]  # (data root, download allowed) -> data
+    load: Callable[[Path, bool, Path], ImageData]  # (data root, download allowed, cache dir) -> data
     has_test_split: bool
     description: str
 
@@ -94,7 +94,7 @@ DATASETS: Registry[DatasetSource] = Registry("dataset")
 
 
 def register_dataset(name: str, *, has_test_split: bool, description: str):
-    def deco(fn: Callable[[Path, bool], ImageData]):
+    def deco(fn: Callable[[Path, bool, Path], ImageData]):
         DATASETS.add(name, DatasetSource(name, fn, has_test_split, description))
         return fn
 

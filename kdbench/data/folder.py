@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import ImageData, default_cache_dir, missing, register_dataset, sha256_files
+from .base import ImageData, missing, register_dataset, sha256_files
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -74,7 +74,7 @@ def decode_all(paths: list[Path], size: int, mode: str) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays))
 
 
-def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: int, mode: str, notes: str = "") -> ImageData:
+def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: int, mode: str, cache_dir: Path, notes: str = "") -> ImageData:
     """Load ``top/<train>/<class>/*`` and, if given, ``top/<test>/<class>/*``."""
     train_dir = top / parts[0]
     classes, train_items = list_images(train_dir)
@@ -85,7 +85,7 @@ def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: i
             raise DataError(f"{name}: class folders differ between {parts[0]}/ and {parts[1]}/: {classes} vs {test_classes}")
     files = [p for p, _ in train_items + test_items]
     fp = tree_fingerprint(top, files)
-    cache = default_cache_dir() / "decoded" / f"{name}-{fp[:16]}-{size}{mode}.pt"
+    cache = cache_dir / "decoded" / f"{name}-{fp[:16]}-{size}{mode}.pt"
     blob = None
     if cache.exists():
         try:
@@ -123,7 +123,7 @@ def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: i
 @register_dataset(
     "cifar10-jpeg", has_test_split=True, description="CIFAR-10 as an image-folder tree of JPEGs (train/ test/), 32×32 RGB"
 )
-def load_cifar10_jpeg(root: Path, download: bool) -> ImageData:
+def load_cifar10_jpeg(root: Path, download: bool, cache_dir: Path) -> ImageData:
     top = root / "cifar10-jpeg"
     if not (top / "train").is_dir():
         raise missing(
@@ -132,7 +132,7 @@ def load_cifar10_jpeg(root: Path, download: bool) -> ImageData:
             "Expected train/<class>/*.jpg and test/<class>/*.jpg. For the official CIFAR-10 files use dataset 'cifar10'.",
         )
     return load_image_tree(
-        "cifar10-jpeg", top, ("train", "test"), 32, "RGB",
+        "cifar10-jpeg", top, ("train", "test"), 32, "RGB", cache_dir,
         notes="JPEG re-encoded CIFAR-10 (quality 75): pixels differ from the original arrays",
     )
 
@@ -140,18 +140,18 @@ def load_cifar10_jpeg(root: Path, download: bool) -> ImageData:
 @register_dataset(
     "imagenette-224", has_test_split=True, description="Imagenette, 224×224 image folders train/ val/ (val used as test)"
 )
-def load_imagenette(root: Path, download: bool) -> ImageData:
+def load_imagenette(root: Path, download: bool, cache_dir: Path) -> ImageData:
     top = root / "imagenette-224"
     if not (top / "train").is_dir():
         raise missing("imagenette-224", [top / "train", top / "val"], "Expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG.")
-    return load_image_tree("imagenette-224", top, ("train", "val"), 224, "RGB")
+    return load_image_tree("imagenette-224", top, ("train", "val"), 224, "RGB", cache_dir)
 
 
 CIFAR10_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 
 @register_dataset("cifar10", has_test_split=True, description="CIFAR-10 in torchvision's format (cifar-10-batches-py)")
-def load_cifar10(root: Path, download: bool) -> ImageData:
+def load_cifar10(root: Path, download: bool, cache_dir: Path) -> ImageData:
     top = root / "cifar-10-batches-py"
     if not top.is_dir() and download:
         import torchvision

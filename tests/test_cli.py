@@ -1,0 +1,85 @@
+"""The command line as a user meets it: errors without tracebacks, resume, lock, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kdbench.io import SuiteLock
+
+from .conftest import REPO
+
+QUICK = ["--set", "teacher.epochs=1", "--set", "student.epochs=1", "--device", "cpu"]
+
+
+def kdbench(*args: str, tmp: Path, check: bool = False) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KDBENCH_CACHE=str(tmp / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "kdbench", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_bad_suite_is_a_clear_error_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "suites" / "smoke.yaml").read_text().replace("students: [cnn_tiny, cnn_small]", "students: [cnn_tiny, cnn_smal]"))
+    proc = kdbench("run", str(bad), "--results", str(tmp_path / "r"), tmp=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"kdbench: error: {bad}: matrix.students[1]: unknown model 'cnn_smal' (did you mean 'cnn_small'")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists(), "nothing may be written before the suite is valid"
+
+
+def test_list_prints_stable_ids(tmp_path):
+    proc = kdbench("list", "suites/smoke.yaml", tmp=tmp_path, check=True)
+    assert "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0" in proc.stdout.splitlines()
+
+
+def test_precision_the_device_cannot_run(tmp_path):
+    proc = kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--set", "matrix.precisions=[fp16]", "--device", "cpu", tmp=tmp_path)
+    assert proc.returncode == 2 and "precision 'fp16' cannot run on cpu" in proc.stderr
+
+
+@pytest.mark.smoke
+def test_run_resumes_and_reports(tmp_path):
+    args = ["run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--cells", "*cnn_tiny*", *QUICK]
+    first = kdbench(*args, tmp=tmp_path, check=True)
+    assert "0 already done, 2 to run" in first.stdout
+    assert "| fmnist-smoke | cnn_medium | cnn_tiny  | kd" in first.stdout
+    files = sorted((tmp_path / "r" / "smoke").glob("*.json"))
+    assert len(files) == 2
+    before = {f.name: f.read_bytes() for f in files}
+    second = kdbench(*args, tmp=tmp_path, check=True)
+    assert "2 already done, 0 to run" in second.stdout
+    assert {f.name: f.read_bytes() for f in files} == before
+    res = json.loads(files[0].read_text())
+    for key in ("dataset", "split", "code"):
+        assert len(res["fingerprints"][key]) == 64
+    assert res["environment"]["torch"] and res["statistic"].startswith("weights of the last epoch")
+    # A changed recipe is a different configuration: the cell is redone, not reused.
+    third = kdbench(*args[:-1], "cpu", "--set", "kd.temperature=2.0", tmp=tmp_path, check=True)
+    assert "1 already done, 1 to run" in third.stdout
+
+
+@pytest.mark.smoke
+def test_nan_loss_fails_the_cell_and_the_suite_goes_on(tmp_path):
+    proc = kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--cells", "*cnn_tiny*", *QUICK,
+                   "--set", "student.optimizer.lr=1.0e+8", tmp=tmp_path)
+    assert proc.returncode == 1
+    files = sorted((tmp_path / "r" / "smoke").glob("*.json"))
+    assert len(files) == 2  # both cells ran; each recorded its own failure
+    for f in files:
+        res = json.loads(f.read_text())
+        assert res["status"] == "failed"
+        assert res["failure"]["step"] >= 1 and "loss became" in res["failure"]["reason"]
+
+
+def test_second_run_of_a_suite_is_refused_while_one_holds_it(tmp_path):
+    with SuiteLock(tmp_path / "r" / "smoke"):
+        proc = kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), *QUICK, tmp=tmp_path)
+    assert proc.returncode == 2 and "another kdbench run" in proc.stderr

@@ -1,0 +1,56 @@
+"""Every cell of the golden-pinned suites, run (or resumed) and compared with its golden
+values. The smoke suite trains for real on CPU in a temporary folder; the GPU suite reads
+and resumes results/ so that `kdbench run` and this test share work on the GPU machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from kdbench.determinism import device_class
+from kdbench.golden import compare, load_golden
+from kdbench.runner import RunOptions, Runner
+from kdbench.suite import load_suite
+
+from .conftest import REPO, shared_data_root
+
+GPU_SUITE = REPO / "suites" / "gpu-cifar10.yaml"
+
+
+def suite_params(path: Path, mark) -> list:
+    return [pytest.param(path, c.id, marks=mark, id=c.id) for c in load_suite(path).cells()]
+
+
+_cache: dict[Path, dict[str, dict]] = {}
+
+
+def run_suite(path: Path, device: torch.device, results: Path, cache: Path) -> dict[str, dict]:
+    if path not in _cache:
+        suite = load_suite(path)
+        runner = Runner(suite, RunOptions(results_dir=results, cache_dir=cache, data_root=shared_data_root(), device=device))
+        _cache[path] = {r["cell_id"]: r for r in runner.run(suite.cells())}
+    return _cache[path]
+
+
+@pytest.mark.parametrize("suite_path, cell_id", suite_params(REPO / "suites" / "smoke.yaml", pytest.mark.smoke))
+def test_smoke_cell_matches_golden(suite_path, cell_id, tmp_path_factory):
+    golden = load_golden("smoke", "cpu")
+    assert golden is not None, "golden/smoke/cpu.json is missing: make it with `kdbench golden update suites/smoke.yaml`"
+    base = tmp_path_factory.getbasetemp() / "smoke"
+    results = run_suite(suite_path, torch.device("cpu"), base / "results", base / "cache")
+    assert cell_id in golden["cells"], f"{cell_id} has no golden values yet"
+    assert compare(results[cell_id], golden["cells"][cell_id]) == []
+
+
+@pytest.mark.parametrize("suite_path, cell_id", suite_params(GPU_SUITE, pytest.mark.gpu) if GPU_SUITE.exists() else [])
+def test_gpu_cell_matches_golden(suite_path, cell_id, cuda):
+    dc = device_class(cuda)
+    golden = load_golden(load_suite(suite_path).name, dc)
+    if golden is None:
+        pytest.skip(f"no golden values for device class {dc}; make them with `kdbench golden update {suite_path.name} --device cuda`")
+    results_dir = Path(os.environ.get("KDBENCH_RESULTS", REPO / "results"))
+    results = run_suite(suite_path, cuda, results_dir, Path(os.environ.get("KDBENCH_CACHE", REPO / ".kdbench-cache")))
+    assert compare(results[cell_id], golden["cells"][cell_id]) == []
