@@ -63,3 +63,11 @@ def pytest_sessionfinish(session, exitstatus):
     if _golden_digest() != session.config._golden_digest:
         session.config.get_terminal_writer().line("golden/ was modified during the test run: tests must never write golden files", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """GPU, driver, torch, CUDA and cuDNN beside pytest-benchmark's own CPU description."""
+    from kdbench.determinism import environment
+
+    env = environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    machine_info["kdbench"] = {k: env.get(k) for k in ("torch", "cuda", "cudnn", "gpu", "driver", "gpu_capability", "torch_threads", "git_revision")}

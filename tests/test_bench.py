@@ -1,0 +1,172 @@
+"""Throughput benchmarks (pytest-benchmark, marker ``benchmark``).
+
+On CPU in CI they run once as plain tests (``--benchmark-disable``, the default in
+pyproject) so they cannot rot; ``nox -s bench`` / ``--benchmark-enable`` measures. GPU timings
+synchronise inside the timed function, and CUDA-event GPU time is recorded beside them.
+Each KD-loss figure is also stated against its memory-traffic floor (12·B·C bytes for fp32:
+read student and teacher logits, write the gradient)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kdbench.losses import kd_loss
+from kdbench.models import MODELS, build_model
+from kdbench import precision as prec
+
+pytestmark = pytest.mark.benchmark
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+ON_GPU = DEVICE.type == "cuda"
+# Shapes: batch × classes. The large ones only where a GPU is.
+KD_SHAPES = [(128, 10), (1024, 100), (1024, 1000)] if ON_GPU else [(128, 10), (256, 100)]
+
+
+def sync() -> None:
+    if ON_GPU:
+        torch.cuda.synchronize()
+
+
+def cuda_event_ms(fn, iters: int = 50) -> float | None:
+    """Mean GPU time per call from CUDA events, after the benchmark's own warm-up."""
+    if not ON_GPU:
+        return None
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / iters
+
+
+@pytest.fixture(scope="module")
+def bandwidth_bytes_per_s() -> float | None:
+    """Measured device-to-device copy bandwidth (bytes read + written per second)."""
+    if not ON_GPU:
+        return None
+    x = torch.empty(256 * 2**20, dtype=torch.uint8, device=DEVICE)
+    y = torch.empty_like(x)
+    for _ in range(3):
+        y.copy_(x)
+    ms = cuda_event_ms(lambda: y.copy_(x), iters=20)
+    return 2 * x.numel() / (ms / 1e3)
+
+
+def kd_step(s, t, y):
+    loss, _ = kd_loss(s, t, y, temperature=4.0, ce_weight=0.1, kd_weight=0.9)
+    loss.backward()
+    s.grad = None
+
+
+@pytest.mark.parametrize("impl", ["eager", "compiled"])
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+@pytest.mark.parametrize("B, C", KD_SHAPES)
+def test_kd_loss_fwd_bwd(benchmark, B, C, dtype, impl, bandwidth_bytes_per_s):
+    if impl == "compiled" and not ON_GPU:
+        pytest.skip("compiled KD loss is benchmarked on CUDA only: CPU inductor compiles take ~20 s a shape on CI's 2 cores")
+    g = torch.Generator(device=DEVICE).manual_seed(0)
+    dt = torch.float32 if dtype == "fp32" else torch.bfloat16
+    s = torch.randn(B, C, device=DEVICE, generator=g).to(dt).requires_grad_(True)
+    t = torch.randn(B, C, device=DEVICE, generator=g).to(dt)
+    y = torch.randint(0, C, (B,), device=DEVICE, generator=g)
+    fn = torch.compile(kd_step) if impl == "compiled" else kd_step
+    for _ in range(3):  # warm-up (and compilation)
+        fn(s, t, y)
+    sync()
+
+    def timed():
+        fn(s, t, y)
+        sync()
+
+    benchmark(timed)
+    gpu_ms = cuda_event_ms(lambda: fn(s, t, y))
+    benchmark.extra_info.update(batch=B, classes=C, dtype=dtype, impl=impl, device=str(DEVICE))
+    if gpu_ms is not None:
+        floor_bytes = (4 if dtype == "fp32" else 2) * 3 * B * C
+        floor_us = floor_bytes / bandwidth_bytes_per_s * 1e6
+        benchmark.extra_info.update(gpu_us=round(gpu_ms * 1e3, 2), floor_us=round(floor_us, 2), times_floor=round(gpu_ms * 1e3 / floor_us, 1),
+                                    bandwidth_tb_s=round(bandwidth_bytes_per_s / 1e12, 2))
+
+
+FWD_PRECISIONS = ["fp32", "tf32", "bf16", "fp16"] if ON_GPU else ["fp32"]
+FWD_BATCH = 1024 if ON_GPU else 32
+
+
+@pytest.mark.parametrize("precision", FWD_PRECISIONS)
+@pytest.mark.parametrize("name", MODELS.names())
+def test_forward_throughput(benchmark, name, precision):
+    policy = prec.get_policy(precision, DEVICE)
+    prec.apply_global_flags(policy)
+    torch.manual_seed(0)
+    model = build_model(name, 3, 10, 32).to(DEVICE).eval()
+    x = torch.randn(FWD_BATCH, 3, 32, 32, device=DEVICE)
+
+    def fwd():
+        with torch.no_grad(), prec.autocast(policy, DEVICE):
+            model(x)
+
+    for _ in range(3):
+        fwd()
+    sync()
+
+    def timed():
+        fwd()
+        sync()
+
+    benchmark(timed)
+    gpu_ms = cuda_event_ms(fwd, iters=20)
+    benchmark.extra_info.update(model=name, precision=precision, batch=FWD_BATCH, device=str(DEVICE))
+    if gpu_ms is not None:
+        benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(FWD_BATCH / (gpu_ms / 1e3)))
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+@pytest.mark.parametrize("precision", FWD_PRECISIONS)
+def test_kd_train_step(benchmark, precision, deterministic):
+    """One distillation step: resnet18_cifar teacher (eval, no_grad) → cnn_small student, data
+    already on the device; deterministic kernels on and off, to state their cost."""
+    if not ON_GPU and not deterministic:
+        pytest.skip("the deterministic/non-deterministic comparison is about CUDA kernels")
+    policy = prec.get_policy(precision, DEVICE)
+    prec.apply_global_flags(policy)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = False
+    batch = 256 if ON_GPU else 16
+    torch.manual_seed(0)
+    teacher = build_model("resnet18_cifar", 3, 10, 32).to(DEVICE).eval()
+    student = build_model("cnn_small", 3, 10, 32).to(DEVICE)
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
+    scaler = prec.grad_scaler(policy, DEVICE)
+    x = torch.randn(batch, 3, 32, 32, device=DEVICE)
+    y = torch.randint(0, 10, (batch,), device=DEVICE)
+
+    def step():
+        with prec.autocast(policy, DEVICE):
+            out = student(x)
+            with torch.no_grad():
+                t_out = teacher(x)
+        loss, _ = kd_loss(out, t_out, y, temperature=4.0, ce_weight=0.1, kd_weight=0.9)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    try:
+        for _ in range(3):
+            step()
+        sync()
+
+        def timed():
+            step()
+            sync()
+
+        benchmark(timed)
+        gpu_ms = cuda_event_ms(step, iters=20)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    benchmark.extra_info.update(precision=precision, deterministic=deterministic, batch=batch)
+    if gpu_ms is not None:
+        benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(batch / (gpu_ms / 1e3)))
