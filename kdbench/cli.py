@@ -145,6 +145,18 @@ def cmd_golden_check(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_bench_report(args) -> int:
+    from .bench_report import bench_tables
+    from .io import atomic_write_bytes
+
+    page = bench_tables(Path(args.json))
+    out = Path(args.out) if args.out else Path(args.json).with_suffix(".md")
+    atomic_write_bytes(out, page.encode())
+    print(page)
+    print(f"written to {out}", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="kdbench", description="Reproducible knowledge-distillation benchmarks.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -161,6 +173,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device-class", default="cpu", help="cpu, cuda-sm90, …")
     p.add_argument("--out", help="output file (default: reports/SUITE-DEVICECLASS.md)")
     p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("bench-report", help="Markdown tables from a pytest-benchmark JSON file")
+    p.add_argument("json")
+    p.add_argument("--out", help="output file (default: the JSON's name with .md)")
+    p.set_defaults(fn=cmd_bench_report)
     g = sub.add_parser("golden", help="golden values").add_subparsers(dest="golden_command", required=True)
     p = g.add_parser("update", help="run the suite over several seeds and rewrite its golden file (prints a diff)")
     _suite_args(p)

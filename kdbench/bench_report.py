@@ -1,0 +1,58 @@
+"""pytest-benchmark JSON → Markdown tables, each figure stated as a ratio against a baseline
+measured in the same run (eager KD loss, fp32 forward, deterministic KD step)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tabulate import tabulate
+
+
+def _median_us(b: dict) -> float:
+    return b["stats"]["median"] * 1e6
+
+
+def bench_tables(path: Path) -> str:
+    data = json.loads(Path(path).read_text())
+    mi = data["machine_info"].get("kdbench", {})
+    benches = data["benchmarks"]
+    out = [f"# Benchmarks: {mi.get('gpu') or data['machine_info'].get('cpu', {}).get('brand_raw', 'CPU')}", "",
+           f"torch {mi.get('torch')}, CUDA {mi.get('cuda')}, cuDNN {mi.get('cudnn')}, driver {mi.get('driver')}; "
+           f"from `{Path(path).name}` ({data.get('datetime', '')}). Wall = pytest-benchmark median of a call that "
+           "synchronises; GPU = CUDA-event time per call over 20-50 back-to-back calls.", ""]
+
+    kd = [b for b in benches if b["name"].startswith("test_kd_loss_fwd_bwd")]
+    if kd:
+        eager = {(b["extra_info"]["batch"], b["extra_info"]["classes"], b["extra_info"]["dtype"]): _median_us(b) for b in kd if b["extra_info"]["impl"] == "eager"}
+        rows = []
+        for b in kd:
+            e = b["extra_info"]
+            key = (e["batch"], e["classes"], e["dtype"])
+            rows.append([f"{e['batch']}×{e['classes']}", e["dtype"], e["impl"], f"{_median_us(b):.1f}", e.get("gpu_us", "—"),
+                         e.get("floor_us", "—"), e.get("times_floor", "—"), f"{eager[key] / _median_us(b):.2f}×" if key in eager else "—"])
+        out += ["## KD loss, forward + backward", "",
+                tabulate(rows, ["B×C", "logits", "impl", "wall µs", "GPU µs", "memory floor µs", "× floor", "speed vs eager"], tablefmt="github"), ""]
+
+    fw = [b for b in benches if b["name"].startswith("test_forward_throughput")]
+    if fw:
+        base = {b["extra_info"]["model"]: _median_us(b) for b in fw if b["extra_info"]["precision"] == "fp32"}
+        rows = []
+        for b in sorted(fw, key=lambda b: (b["extra_info"]["model"], b["extra_info"]["precision"])):
+            e = b["extra_info"]
+            rows.append([e["model"], e["precision"], e["batch"], f"{_median_us(b) / 1e3:.3f}", e.get("images_per_s", "—"),
+                         f"{base[e['model']] / _median_us(b):.2f}×" if e["model"] in base else "—"])
+        out += ["## Inference throughput, 32×32 inputs", "",
+                tabulate(rows, ["model", "precision", "batch", "wall ms", "images/s (GPU time)", "speed vs fp32"], tablefmt="github"), ""]
+
+    st = [b for b in benches if b["name"].startswith("test_kd_train_step")]
+    if st:
+        det = {b["extra_info"]["precision"]: _median_us(b) for b in st if b["extra_info"]["deterministic"]}
+        rows = []
+        for b in sorted(st, key=lambda b: (b["extra_info"]["precision"], not b["extra_info"]["deterministic"])):
+            e = b["extra_info"]
+            rows.append([e["precision"], "on" if e["deterministic"] else "off", e["batch"], f"{_median_us(b) / 1e3:.3f}",
+                         e.get("images_per_s", "—"), f"{det[e['precision']] / _median_us(b):.2f}×" if e["precision"] in det else "—"])
+        out += ["## KD training step (resnet18_cifar teacher → cnn_small student, data on the device)", "",
+                tabulate(rows, ["precision", "deterministic", "batch", "wall ms", "images/s (GPU time)", "speed vs deterministic"], tablefmt="github"), ""]
+    return "\n".join(out)
