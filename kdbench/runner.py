@@ -207,6 +207,9 @@ class Runner:
         out_dir = self.opts.results_dir / self.suite.name
         results = []
         with SuiteLock(out_dir):
+            # Temporary files of a run that was killed mid-write: never results, safe to drop.
+            for stale in out_dir.glob(".*.tmp*"):
+                stale.unlink(missing_ok=True)
             todo = [c for c in cells if not self.finished(c)]
             self.log(f"[suite] {self.suite.name}: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run on {self.device_class}")
             for i, cell in enumerate(cells, 1):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -268,9 +269,9 @@ def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
         raise bad("epochs", f"must be ≥ 1, got {r.epochs}")
     if r.batch_size < 1:
         raise bad("batch_size", f"must be ≥ 1, got {r.batch_size}")
-    if not r.optimizer.lr > 0:
-        raise bad("optimizer.lr", f"must be > 0, got {r.optimizer.lr}")
-    if r.optimizer.weight_decay < 0:
+    if not 0 < r.optimizer.lr < math.inf:
+        raise bad("optimizer.lr", f"must be a finite number > 0, got {r.optimizer.lr}")
+    if not 0 <= r.optimizer.weight_decay < math.inf:
         raise bad("optimizer.weight_decay", f"must be ≥ 0, got {r.optimizer.weight_decay}")
     if not 0 <= r.optimizer.momentum < 1:
         raise bad("optimizer.momentum", f"must be in [0, 1), got {r.optimizer.momentum}")
@@ -278,8 +279,12 @@ def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
         raise bad("optimizer.lr_reference_batch", f"must be ≥ 1, got {r.optimizer.lr_reference_batch}")
     if r.scheduler.step_size < 1:
         raise bad("scheduler.step_size", f"must be ≥ 1, got {r.scheduler.step_size}")
-    if not 0 < r.scheduler.gamma <= 1:
+    if not 0 < r.scheduler.gamma <= 1:  # also rejects NaN
         raise bad("scheduler.gamma", f"must be in (0, 1], got {r.scheduler.gamma}")
+    if r.scheduler.patience < 0:
+        raise bad("scheduler.patience", f"must be ≥ 0, got {r.scheduler.patience}")
+    if not 0 <= r.early_stopping.min_delta < 1:
+        raise bad("early_stopping.min_delta", f"must be in [0, 1), got {r.early_stopping.min_delta}")
     if r.early_stopping.patience < 0:
         raise bad("early_stopping.patience", f"must be ≥ 0 (0 disables it), got {r.early_stopping.patience}")
     if not 0 <= r.label_smoothing < 1:
@@ -336,8 +341,8 @@ def validate(spec: SuiteSpec, source: str) -> None:
     _check_names(source, "matrix.methods", m.methods, list(METHODS), "method")
     _check_recipe(source, "teacher", spec.teacher)
     _check_recipe(source, "student", spec.student)
-    if not spec.kd.temperature > 0:
-        raise SuiteError(source, "kd.temperature", f"must be > 0, got {spec.kd.temperature}")
+    if not 0 < spec.kd.temperature < math.inf:
+        raise SuiteError(source, "kd.temperature", f"must be a finite number > 0, got {spec.kd.temperature}")
     for k in ("ce_weight", "kd_weight"):
         v = getattr(spec.kd, k)
         if not 0 <= v <= 1:

@@ -1,0 +1,184 @@
+"""Bad input and faults: broken suite files, fuzzed suites, killed runs, corrupt caches."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kdbench.cli import main
+from kdbench.errors import SuiteError
+from kdbench.golden import build_golden, diff_golden
+from kdbench.runner import RunOptions, Runner
+from kdbench.suite import load_suite, parse_suite
+
+from .conftest import REPO
+
+BROKEN = sorted((Path(__file__).parent / "broken_suites").glob("*.yaml"))
+
+
+def expectation(path: Path) -> tuple[str, str]:
+    first = path.read_text().splitlines()[0]
+    where, words = first.removeprefix("# expect:").split("|", 1)
+    return where.strip(), words.strip()
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
+def test_broken_suite_gives_one_clear_error(path, tmp_path, capsys):
+    where, words = expectation(path)
+    code = main(["run", str(path), "--results", str(tmp_path / "r"), "--cache", str(tmp_path / "c"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("kdbench: error: ")
+    assert where in err and words in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "r").exists(), "no training may start"
+
+
+SMOKE_DOC = yaml.safe_load((REPO / "suites" / "smoke.yaml").read_text())
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def paths(doc, prefix=()):
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from paths(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from paths(v, prefix + (i,))
+
+
+ALL_PATHS = [p for p in paths(SMOKE_DOC) if p]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(ALL_PATHS), st.sampled_from(["replace", "delete", "add"]), values, st.text(max_size=8))
+def test_mutated_suites_load_or_raise_our_error(path, op, value, new_key):
+    doc = copy.deepcopy(SMOKE_DOC)
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    last = path[-1]
+    if op == "replace":
+        node[last] = value
+    elif op == "delete":
+        del node[last]
+    elif isinstance(node, dict):
+        node[new_key] = value
+    text = yaml.safe_dump(doc)
+    try:
+        suite = parse_suite(text, "fuzz.yaml")
+    except SuiteError:
+        return
+    assert suite.cells()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_arbitrary_text_loads_or_raises_our_error(text):
+    try:
+        parse_suite(text, "fuzz.yaml")
+    except SuiteError:
+        pass
+
+
+QUICK = ["--set", "teacher.epochs=2", "--set", "student.epochs=2", "--device", "cpu"]
+
+
+def run_cli(results: Path, cache: Path, *extra: str) -> subprocess.Popen:
+    env = dict(os.environ, KDBENCH_CACHE=str(cache))
+    return subprocess.Popen([sys.executable, "-m", "kdbench", "run", "suites/smoke.yaml", "--results", str(results), "--cells", "*cnn_tiny*", *QUICK, *extra],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def summary(folder: Path) -> dict:
+    out = {}
+    for f in sorted(folder.glob("*.json")):
+        r = json.loads(f.read_text())
+        out[f.name] = (r["status"], r["student"]["weights_sha256"], r["metrics"])
+    return out
+
+
+@pytest.mark.smoke
+def test_sigkill_then_resume_gives_the_same_results(tmp_path):
+    """Kill runs with SIGKILL at several points; each re-run resumes; the end state equals an
+    uninterrupted run, and no result file is ever torn."""
+    ref = run_cli(tmp_path / "ref", tmp_path / "cache-ref")
+    assert ref.wait(timeout=900) == 0, ref.stdout.read()[-2000:]
+    expected = summary(tmp_path / "ref" / "smoke")
+    assert len(expected) == 2
+
+    results, cache = tmp_path / "killed", tmp_path / "cache-killed"
+    kills = 0
+    for delay in (2.0, 5.0, 8.0, 11.0):  # seconds into a run: start-up, teacher training, between cells, ...
+        proc = run_cli(results, cache)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+        for f in (results / "smoke").glob("*.json"):  # every file present is whole
+            json.loads(f.read_text())
+    final = run_cli(results, cache)
+    assert final.wait(timeout=900) == 0, final.stdout.read()[-2000:]
+    assert kills >= 1
+    assert summary(results / "smoke") == expected
+    assert not list((results / "smoke").glob(".*.tmp*"))
+
+
+@pytest.mark.smoke
+def test_corrupt_teacher_cache_is_detected_and_rebuilt(tmp_path):
+    suite = load_suite(REPO / "suites" / "smoke.yaml", ("teacher.epochs=1", "student.epochs=1"))
+    cell = next(c for c in suite.cells() if c.method == "kd" and c.student == "cnn_tiny")
+    logs: list[str] = []
+    opts = RunOptions(results_dir=tmp_path / "r", cache_dir=tmp_path / "c", device=torch.device("cpu"), log=logs.append)
+    first = Runner(suite, opts).run([cell])[0]
+    [cache_file] = list((tmp_path / "c" / "teachers").glob("*.pt"))
+    data = bytearray(cache_file.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # damage the middle of the file
+    cache_file.write_bytes(bytes(data))
+    (tmp_path / "r" / "smoke" / f"{cell.id}.json").unlink()
+    logs.clear()
+    second = Runner(suite, opts).run([cell])[0]
+    assert any("is corrupt" in line and "rebuilding" in line for line in logs), logs
+    assert second["teacher"]["from_cache"] is False
+    assert second["teacher"]["weights_sha256"] == first["teacher"]["weights_sha256"]
+    assert second["student"]["weights_sha256"] == first["student"]["weights_sha256"]
+    # And an intact cache is used as is.
+    (tmp_path / "r" / "smoke" / f"{cell.id}.json").unlink()
+    third = Runner(suite, opts).run([cell])[0]
+    assert third["teacher"]["from_cache"] is True
+    assert third["student"]["weights_sha256"] == first["student"]["weights_sha256"]
+
+
+def fake_result(cid: str, seed: int, top1: float) -> dict:
+    return {"cell_id": cid, "status": "ok", "cell": {"seed": seed}, "data": {"n_test": 500},
+            "fingerprints": {"dataset": "d" * 64, "split": "s" * 64}, "metrics": {"test_top1_last": top1}}
+
+
+def test_golden_tolerance_comes_from_seed_spread_and_update_prints_a_diff():
+    runs = [fake_result(f"a__s{s}", s, v) for s, v in zip(range(5), (0.80, 0.82, 0.78, 0.81, 0.79))]
+    g = build_golden("x", "cpu", {"a__s0": runs[0]}, {"a": runs}, {"command": "test"})
+    m = g["cells"]["a__s0"]["metrics"]["test_top1_last"]
+    assert m["value"] == 0.80
+    assert m["tolerance"] == pytest.approx(3 * 0.0158114, rel=1e-4)  # 3 × sample std
+    assert "seeds [0, 1, 2, 3, 4]" in m["reason"]
+    assert diff_golden(None, g) == ["+ a__s0: new"]
+    g2 = build_golden("x", "cpu", {"a__s0": fake_result("a__s0", 0, 0.9)}, {"a": runs}, {"command": "test"})
+    assert diff_golden(g, g2)[0].startswith("~ a__s0: test_top1_last: 0.8000 ± ")
