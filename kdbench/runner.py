@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from . import precision as prec
-from .data import DATASETS, ImageData, Split, make_split
+from .data import ImageData, Split, dataset_source, make_split
 from .data.base import default_cache_dir, resolve_data_root
 from .determinism import configure_determinism, device_class, environment
 from .errors import DataError, KDBenchError, TrainingFault
@@ -129,8 +129,12 @@ class Runner:
     def prepare(self, name: str) -> Prepared:
         if name in self._prepared:
             return self._prepared[name]
-        data = DATASETS.get(name).load(self.data_root, self.opts.download, self.opts.cache_dir)
+        data = dataset_source(name).load(self.data_root, self.opts.download, self.opts.cache_dir)
         sp = self.suite.spec.split
+        if data.test_x is None and sp.test <= 0:
+            raise DataError(f"dataset {name!r} ({data.location}) has no test split; give split.test a fraction > 0 in {self.suite.source}")
+        if data.test_x is not None and sp.test > 0:
+            raise DataError(f"dataset {name!r} ({data.location}) has its own test split; set split.test to 0 in {self.suite.source}")
         split = make_split(data.train_y, data.classes, sp.seed, sp.val, sp.test, sp.max_per_class, data.test_y)
         mean, std = channel_stats(data.train_x[split.train])
         dev = self.device

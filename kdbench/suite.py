@@ -20,7 +20,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from .errors import SuiteError
+from .errors import KDBenchError, SuiteError
 from .registry import suggest
 
 METHODS = ("none", "kd")
@@ -249,7 +249,7 @@ def build(cls: type, data: Any, source: str, path: str = "") -> Any:
 # --------------------------------------------------------------------------- semantics
 
 
-def _check_names(source: str, path: str, names: tuple[str, ...], known: list[str], kind: str) -> None:
+def _check_names(source: str, path: str, names: tuple[str, ...], known: list[str], kind: str, extra_ok=lambda n: False) -> None:
     if not names:
         raise SuiteError(source, path, f"needs at least one {kind}")
     seen = set()
@@ -257,7 +257,7 @@ def _check_names(source: str, path: str, names: tuple[str, ...], known: list[str
         if n in seen:
             raise SuiteError(source, f"{path}[{i}]", f"duplicate {kind} {n!r}: each matrix entry must be unique")
         seen.add(n)
-        if n not in known:
+        if n not in known and not extra_ok(n):
             raise SuiteError(source, f"{path}[{i}]", f"unknown {kind} {n!r}{suggest(n, known)}; known: {', '.join(known)}")
 
 
@@ -297,7 +297,7 @@ def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
 def validate(spec: SuiteSpec, source: str) -> None:
     # Imported here: the registries fill when their modules import, and suite.py must stay
     # importable on its own.
-    from .data import DATASETS
+    from .data import DATASETS, dataset_source
     from .models import MODELS, known_model_names
 
     if not spec.name or not all(c.isalnum() or c in "-_" for c in spec.name):
@@ -321,9 +321,14 @@ def validate(spec: SuiteSpec, source: str) -> None:
     if abs(total - 1.0) > 1e-6:
         raise SuiteError(source, "split", f"train + val + test must be 1, got {sp.train} + {sp.val} + {sp.test} = {total:g}")
     m = spec.matrix
-    _check_names(source, "matrix.datasets", m.datasets, DATASETS.names(), "dataset")
+    _check_names(source, "matrix.datasets", m.datasets, DATASETS.names(), "dataset", extra_ok=lambda n: n.startswith("folder:"))
     for i, d in enumerate(m.datasets):
-        has_test = DATASETS.get(d).has_test_split
+        try:
+            has_test = dataset_source(d).has_test_split
+        except KDBenchError as e:
+            raise SuiteError(source, f"matrix.datasets[{i}]", str(e)) from None
+        if has_test is None:
+            continue  # a generic folder: checked when it is read
         if has_test and sp.test > 0:
             raise SuiteError(source, f"matrix.datasets[{i}]", f"dataset {d!r} has its own test split; set split.test to 0")
         if not has_test and sp.test <= 0:

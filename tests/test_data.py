@@ -171,3 +171,28 @@ def test_real_fashion_mnist_loads(data_root):
     d = DATASETS.get("fashion-mnist").load(data_root, False, Path("/nonexistent"))
     assert d.train_x.shape == (60000, 1, 28, 28) and d.test_x.shape == (10000, 1, 28, 28)
     assert torch.bincount(d.test_y).tolist() == [1000] * 10
+
+
+def test_generic_image_folder_by_path(tmp_path, isolated_cache):
+    from kdbench.data import dataset_source
+    from kdbench.suite import parse_suite
+
+    make_tree(tmp_path / "my-set", size=40)
+    d = dataset_source("folder:my-set@24").load(tmp_path, False, tmp_path / "cache")
+    assert d.train_x.shape == (6, 3, 24, 24) and d.test_x is not None
+    suite = parse_suite("name: x\nmatrix: {datasets: ['folder:my-set@24'], teachers: [cnn_small], students: [cnn_tiny]}", "x.yaml")
+    assert suite.cells()[0].id.startswith("folder:my-set@24__")
+    with pytest.raises(DataError, match="SIZE must be"):
+        dataset_source("folder:my-set@big")
+
+
+def test_decoded_cache_damage_is_detected_and_rebuilt(tmp_path, capsys):
+    make_tree(tmp_path / "cifar10-jpeg")
+    first = DATASETS.get("cifar10-jpeg").load(tmp_path, False, tmp_path / "cache")
+    [cache] = list((tmp_path / "cache" / "decoded").glob("*.pt"))
+    blob = torch.load(cache, weights_only=True)
+    blob["train_x"][0, 0, 0, 0] ^= 0xFF  # a silent bit flip in the pixels, file still loads
+    torch.save(blob, cache)
+    again = DATASETS.get("cifar10-jpeg").load(tmp_path, False, tmp_path / "cache")
+    assert "is corrupt" in capsys.readouterr().out
+    assert torch.equal(again.train_x, first.train_x)

@@ -182,3 +182,16 @@ def test_golden_tolerance_comes_from_seed_spread_and_update_prints_a_diff():
     assert diff_golden(None, g) == ["+ a__s0: new"]
     g2 = build_golden("x", "cpu", {"a__s0": fake_result("a__s0", 0, 0.9)}, {"a": runs}, {"command": "test"})
     assert diff_golden(g, g2)[0].startswith("~ a__s0: test_top1_last: 0.8000 ± ")
+
+
+def test_golden_comparison_with_other_data_says_so():
+    from kdbench.errors import GoldenMismatch
+    from kdbench.golden import compare
+
+    golden_cell = {"fingerprints": {"dataset": "d" * 64, "split": "s" * 64}, "metrics": {"test_top1_last": {"value": 0.8, "tolerance": 0.01, "reason": "r"}}}
+    res = fake_result("a__s0", 0, 0.8)
+    assert compare(res, golden_cell) == []
+    assert compare(fake_result("a__s0", 0, 0.7), golden_cell)[0].startswith("a__s0: test_top1_last = 0.7000, outside golden 0.8000 ± 0.0100")
+    res["fingerprints"]["split"] = "t" * 64
+    with pytest.raises(GoldenMismatch, match="split fingerprint differs .* the split changed"):
+        compare(res, golden_cell)

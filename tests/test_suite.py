@@ -52,7 +52,7 @@ def test_unknown_key_suggests_the_right_one():
     [
         ({"teacher__epochs": -1}, "teacher.epochs", "must be ≥ 1"),
         ({"teacher__epochs": "five"}, "teacher.epochs", "expected an integer"),
-        ({"kd__temperature": 0}, "kd.temperature", "must be > 0"),
+        ({"kd__temperature": 0}, "kd.temperature", "must be a finite number > 0"),
         ({"kd__kd_weight": 1.5}, "kd.kd_weight", "must be in [0, 1]"),
         ({"split__val": 0.3}, "split", "must be 1"),
         ({"matrix__precisions": ["fp64"]}, "matrix.precisions[0]", "unknown precision 'fp64'"),

@@ -86,7 +86,7 @@ class ImageData:
 class DatasetSource:
     name: str
     load: Callable[[Path, bool, Path], ImageData]  # (data root, download allowed, cache dir) -> data
-    has_test_split: bool
+    has_test_split: bool | None  # None: known only when the data is read (generic folders)
     description: str
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..io import atomic_write_bytes, state_dict_bytes, tensors_sha256
 from .base import ImageData, missing, register_dataset, sha256_files
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
@@ -74,6 +75,23 @@ def decode_all(paths: list[Path], size: int, mode: str) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays))
 
 
+def read_decoded_cache(path: Path, fingerprint: str) -> dict | None:
+    """The decoded tensors if the cache file is intact and belongs to these source files;
+    otherwise None (and a damaged file is reported and removed, never used)."""
+    if not path.exists():
+        return None
+    try:
+        blob = torch.load(path, weights_only=True)
+        tensors = {k: v for k, v in blob.items() if isinstance(v, torch.Tensor)}
+        if blob.get("fingerprint") != fingerprint or tensors_sha256(tensors) != blob.get("content_sha256"):
+            raise ValueError("content does not match its recorded sha256")
+        return blob
+    except Exception as e:  # any damage: report, rebuild
+        print(f"[data] decoded cache {path} is corrupt ({type(e).__name__}: {e}); decoding again", flush=True)
+        path.unlink(missing_ok=True)
+        return None
+
+
 def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: int, mode: str, cache_dir: Path, notes: str = "") -> ImageData:
     """Load ``top/<train>/<class>/*`` and, if given, ``top/<test>/<class>/*``."""
     train_dir = top / parts[0]
@@ -86,14 +104,7 @@ def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: i
     files = [p for p, _ in train_items + test_items]
     fp = tree_fingerprint(top, files)
     cache = cache_dir / "decoded" / f"{name}-{fp[:16]}-{size}{mode}.pt"
-    blob = None
-    if cache.exists():
-        try:
-            blob = torch.load(cache, weights_only=True)
-            if blob.get("fingerprint") != fp:
-                blob = None
-        except Exception:  # a damaged cache is rebuilt, never trusted
-            blob = None
+    blob = read_decoded_cache(cache, fp)
     if blob is None:
         print(f"[data] decoding {len(files)} images of {name} (once; cached in {cache.parent})", flush=True)
         blob = {
@@ -101,10 +112,9 @@ def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: i
             "train_x": decode_all([p for p, _ in train_items], size, mode),
             "test_x": decode_all([p for p, _ in test_items], size, mode) if test_items else None,
         }
+        blob["content_sha256"] = tensors_sha256({k: v for k, v in blob.items() if isinstance(v, torch.Tensor)})
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        torch.save(blob, tmp)
-        os.replace(tmp, cache)
+        atomic_write_bytes(cache, state_dict_bytes(blob))
     data = ImageData(
         name=name,
         classes=classes,
@@ -184,3 +194,32 @@ def load_cifar10(root: Path, download: bool, cache_dir: Path) -> ImageData:
     )
     data.check()
     return data
+
+
+def generic_folder_source(name: str):
+    """``folder:PATH`` or ``folder:PATH@SIZE``: any image-folder tree. PATH is relative to the
+    data root (or absolute) and holds ``train/<class>/*`` and, if the data set has one,
+    ``test/<class>/*``. Images are converted to RGB and resized to SIZE×SIZE (default 64)."""
+    from .base import DatasetSource
+
+    spec = name[len("folder:") :]
+    path, _, size_text = spec.partition("@")
+    if not path:
+        raise DataError(f"dataset {name!r}: expected folder:PATH or folder:PATH@SIZE")
+    try:
+        size = int(size_text) if size_text else 64
+        if size < 8:
+            raise ValueError
+    except ValueError:
+        raise DataError(f"dataset {name!r}: SIZE must be an integer ≥ 8, got {size_text!r}") from None
+
+    def load(root: Path, download: bool, cache_dir: Path) -> ImageData:
+        top = Path(path) if Path(path).is_absolute() else root / path
+        if not (top / "train").is_dir():
+            raise missing(name, [top / "train"], "Expected train/<class>/<image> (and optionally test/<class>/<image>).")
+        test = "test" if (top / "test").is_dir() else None
+        safe = "folder-" + hashlib.sha256(str(top).encode()).hexdigest()[:8]
+        return load_image_tree(safe, top, ("train", test), size, "RGB", cache_dir, notes=f"image folder {top}")
+
+    # has_test_split is only known once the folder is seen: the runner checks it then.
+    return DatasetSource(name, load, has_test_split=None, description=f"image folder {path} at {size}×{size}")
