@@ -16,6 +16,13 @@ def _suite_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("suite", help="suite file (suites/NAME.yaml, or just NAME)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a suite field, e.g. --set student.epochs=2 (validated like the file)")
+    p.add_argument("--tiny", action="store_true", help="a few images per class, one epoch: checks every cell end to end quickly")
+
+
+def _overrides(args) -> tuple[str, ...]:
+    from .suite import TINY_OVERRIDES
+
+    return (TINY_OVERRIDES if args.tiny else ()) + tuple(args.overrides)
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -42,7 +49,7 @@ def _options(args):
 def cmd_list(args) -> int:
     from .suite import load_suite
 
-    suite = load_suite(args.suite, tuple(args.overrides))
+    suite = load_suite(args.suite, _overrides(args))
     cells = suite.cells()
     print(f"{suite.name}: {len(cells)} cells ({suite.source})")
     for c in cells:
@@ -68,7 +75,7 @@ def cmd_run(args) -> int:
     from .runner import Runner, select_cells
     from .suite import load_suite
 
-    suite = load_suite(args.suite, tuple(args.overrides))
+    suite = load_suite(args.suite, _overrides(args))
     opts = _options(args)
     runner = Runner(suite, opts)
     cells = select_cells(suite.cells(), args.cells, args.shard)
@@ -87,7 +94,7 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from .suite import load_suite
 
-    suite = load_suite(args.suite, tuple(args.overrides))
+    suite = load_suite(args.suite, _overrides(args))
     out = Path(args.out) if args.out else REPORTS_DIR / f"{suite.name}-{args.device_class}.md"
     print(_report(suite, Path(args.results), args.device_class, out))
     print(f"written to {out}", file=sys.stderr)
@@ -99,7 +106,7 @@ def cmd_golden_update(args) -> int:
     from .runner import Runner, select_cells
     from .suite import Suite, load_suite
 
-    suite = load_suite(args.suite, tuple(args.overrides))
+    suite = load_suite(args.suite, _overrides(args))
     opts = _options(args)
     spread_seeds = tuple(dict.fromkeys(tuple(suite.spec.seeds) + tuple(args.spread_seeds)))
     if len(spread_seeds) < 3:
@@ -131,7 +138,7 @@ def cmd_golden_check(args) -> int:
     from .runner import load_results
     from .suite import load_suite
 
-    suite = load_suite(args.suite, tuple(args.overrides))
+    suite = load_suite(args.suite, _overrides(args))
     golden = load_golden(suite.name, args.device_class)
     if golden is None:
         raise KDBenchError(f"no golden file golden/{suite.name}/{args.device_class}.json")

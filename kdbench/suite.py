@@ -43,8 +43,9 @@ class OptimizerSpec:
 
 @dataclass(frozen=True)
 class SchedulerSpec:
-    name: Literal["none", "cosine", "step", "plateau"] = "cosine"
+    name: Literal["none", "cosine", "step", "multistep", "plateau"] = "cosine"
     step_size: int = 30  # step: epochs between decays
+    milestones: tuple[int, ...] = ()  # multistep: epochs after which the LR is multiplied by gamma
     gamma: float = 0.1  # step / plateau: decay factor
     patience: int = 2  # plateau: epochs without val improvement before decay
 
@@ -94,9 +95,12 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class MatrixSpec:
+    """Either ``teachers`` × ``students``, or explicit ``pairs`` [teacher, student]."""
+
     datasets: tuple[str, ...]
-    teachers: tuple[str, ...]
-    students: tuple[str, ...]
+    teachers: tuple[str, ...] = ()
+    students: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, ...], ...] = ()
     precisions: tuple[str, ...] = ("fp32",)
     methods: tuple[str, ...] = ("none", "kd")
 
@@ -142,13 +146,18 @@ class Suite:
     def name(self) -> str:
         return self.spec.name
 
+    def pairs(self) -> list[tuple[str, str]]:
+        m = self.spec.matrix
+        if m.pairs:
+            return [(t, s) for t, s in m.pairs]
+        return [(t, s) for t in m.teachers for s in m.students]
+
     def cells(self) -> list[Cell]:
         m = self.spec.matrix
         return [
             Cell(self.name, d, t, s, p, meth, seed)
             for d in m.datasets
-            for t in m.teachers
-            for s in m.students
+            for t, s in self.pairs()
             for p in m.precisions
             for meth in m.methods
             for seed in self.spec.seeds
@@ -277,6 +286,10 @@ def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
         raise bad("optimizer.momentum", f"must be in [0, 1), got {r.optimizer.momentum}")
     if r.optimizer.lr_reference_batch is not None and r.optimizer.lr_reference_batch < 1:
         raise bad("optimizer.lr_reference_batch", f"must be ≥ 1, got {r.optimizer.lr_reference_batch}")
+    if r.scheduler.name == "multistep" and not r.scheduler.milestones:
+        raise bad("scheduler.milestones", "multistep needs at least one milestone epoch")
+    if any(b <= a for a, b in zip(r.scheduler.milestones, r.scheduler.milestones[1:])) or any(e < 1 for e in r.scheduler.milestones):
+        raise bad("scheduler.milestones", f"must be increasing epochs ≥ 1, got {list(r.scheduler.milestones)}")
     if r.scheduler.step_size < 1:
         raise bad("scheduler.step_size", f"must be ≥ 1, got {r.scheduler.step_size}")
     if not 0 < r.scheduler.gamma <= 1:  # also rejects NaN
@@ -334,14 +347,22 @@ def validate(spec: SuiteSpec, source: str) -> None:
         if not has_test and sp.test <= 0:
             raise SuiteError(source, f"matrix.datasets[{i}]", f"dataset {d!r} has no test split; give split.test a fraction > 0")
     # timm's 1,300 names load only when a suite names a timm model (importing timm is slow).
-    wants_timm = any(n.startswith("timm/") for n in m.teachers + m.students)
+    wants_timm = any(n.startswith("timm/") for n in m.teachers + m.students + tuple(x for p in m.pairs for x in p))
     models = known_model_names() if wants_timm else MODELS.names()
-    for axis in ("teachers", "students"):
-        names = getattr(m, axis)
-        _check_names(source, f"matrix.{axis}", names, models, "model")
-        for i, n in enumerate(names):
-            if n not in MODELS and not n.startswith("timm/"):
-                raise SuiteError(source, f"matrix.{axis}[{i}]", f"unknown model {n!r}")
+    if m.pairs:
+        if m.teachers or m.students:
+            raise SuiteError(source, "matrix.pairs", "give either pairs or teachers × students, not both")
+        for i, pair in enumerate(m.pairs):
+            if len(pair) != 2:
+                raise SuiteError(source, f"matrix.pairs[{i}]", f"expected [teacher, student], got {list(pair)}")
+            for j, n in enumerate(pair):
+                if n not in models:
+                    raise SuiteError(source, f"matrix.pairs[{i}][{j}]", f"unknown model {n!r}{suggest(n, models)}")
+        if len(set(m.pairs)) != len(m.pairs):
+            raise SuiteError(source, "matrix.pairs", "duplicate pairs")
+    else:
+        for axis in ("teachers", "students"):
+            _check_names(source, f"matrix.{axis}", getattr(m, axis), models, "model")
     _check_names(source, "matrix.precisions", m.precisions, list(PRECISIONS), "precision")
     _check_names(source, "matrix.methods", m.methods, list(METHODS), "method")
     _check_recipe(source, "teacher", spec.teacher)
@@ -381,6 +402,13 @@ def apply_override(data: dict, assignment: str, source: str) -> None:
             raise SuiteError(source, ".".join(parts[: i + 1]), "is not a mapping; cannot set a key inside it")
         node = nxt
     node[parts[-1]] = value
+
+
+# --tiny: every cell end to end in seconds on a CPU (a handful of images, one epoch), to
+# catch a broken cell without a GPU. Results of a tiny run are not comparable to anything.
+TINY_OVERRIDES = (
+    "split.max_per_class=8", "teacher.epochs=1", "student.epochs=1", "teacher.batch_size=16", "student.batch_size=16",
+)
 
 
 def parse_suite(text: str, source: str, overrides: tuple[str, ...] = ()) -> Suite:

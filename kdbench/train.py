@@ -98,6 +98,8 @@ def make_scheduler(opt: torch.optim.Optimizer, recipe: RecipeSpec, steps_per_epo
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * steps_per_epoch), "step"
     if s.name == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.gamma), "epoch"
+    if s.name == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(s.milestones), gamma=s.gamma), "epoch"
     if s.name == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=s.gamma, patience=s.patience), "val"
     return None, "none"

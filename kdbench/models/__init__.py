@@ -52,4 +52,4 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-from . import cnn, resnet_cifar  # noqa: E402,F401  (register their models)
+from . import cifar_zoo, cnn, resnet_cifar, s1_students  # noqa: E402,F401  (register their models)

@@ -1,0 +1,33 @@
+"""Every cell of every suite, end to end on CPU at a tiny scale (``--tiny``: 8 images a class,
+one epoch, fp32), so that a broken cell is caught without a GPU."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kdbench.cli import main
+from kdbench.suite import load_suite
+
+from .conftest import REPO
+
+SUITES = sorted((REPO / "suites").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("suite_path", SUITES, ids=[p.stem for p in SUITES])
+def test_every_cell_runs_tiny(suite_path, data_root, tmp_path, capsys):
+    cache = Path(os.environ.get("KDBENCH_CACHE", tmp_path / "cache"))  # shared: decode each data set once
+    code = main(["run", str(suite_path), "--tiny", "--set", "matrix.precisions=[fp32]", "--device", "cpu",
+                 "--data-root", str(data_root), "--results", str(tmp_path / "r"), "--cache", str(cache)])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    suite = load_suite(suite_path, ("matrix.precisions=[fp32]",))
+    files = sorted((tmp_path / "r" / suite.name).glob("*.json"))
+    assert len(files) == len(suite.cells())
+    for f in files:
+        res = json.loads(f.read_text())
+        assert res["status"] == "ok", res.get("failure")
+        assert res["suite_spec"]["split"]["max_per_class"] == 8
