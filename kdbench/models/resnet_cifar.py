@@ -7,25 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import register_model
-
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+from .cifar_zoo import Block  # the same basic block as the CIFAR zoo
 
 
 class CifarResNet(nn.Module):
@@ -36,7 +18,7 @@ class CifarResNet(nn.Module):
         c = widths[0]
         for i, (n, w) in enumerate(zip(blocks, widths)):
             for j in range(n):
-                layers.append(BasicBlock(c, w, 2 if (j == 0 and i > 0) else 1))
+                layers.append(Block(c, w, 2 if (j == 0 and i > 0) else 1))
                 c = w
         self.layers = nn.Sequential(*layers)
         self.head = nn.Linear(c, num_classes)
