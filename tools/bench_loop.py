@@ -1,0 +1,105 @@
+"""KD training throughput: the seed-style loop against kdbench's loop, same cell, same GPU,
+one run. Prints a JSON line per loop and the ratio.
+
+Seed-style (what the reference systems do): torchvision ImageFolder + PIL transforms
+(random crop 4 px, flip, ToTensor, Normalize) + DataLoader with 8 workers, fp32 with TF32
+off, teacher forward every step, batch 128.
+kdbench: the dataset decoded once onto the GPU, flip + crop on the GPU, the cell's
+precision, deterministic kernels, ``kdbench.train.fit`` itself.
+
+    python tools/bench_loop.py --data-root /data --teacher resnet18_cifar --student resnet20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kdbench import precision as prec  # noqa: E402
+from kdbench.data import dataset_source  # noqa: E402
+from kdbench.data.base import default_cache_dir  # noqa: E402
+from kdbench.determinism import configure_determinism  # noqa: E402
+from kdbench.losses import kd_loss  # noqa: E402
+from kdbench.models import build_model  # noqa: E402
+from kdbench.suite import KDSpec, OptimizerSpec, RecipeSpec, SchedulerSpec  # noqa: E402
+from kdbench.train import DeviceData, channel_stats, fit  # noqa: E402
+
+
+def seed_style(root: Path, teacher_name: str, student_name: str, steps: int, warmup: int) -> dict:
+    import torchvision
+    import torchvision.transforms as T
+
+    dev = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))])
+    ds = torchvision.datasets.ImageFolder(str(root / "cifar10-jpeg" / "train"), transform=tf)
+    dl = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True, num_workers=8, pin_memory=True, drop_last=True, persistent_workers=True)
+    torch.manual_seed(0)
+    teacher = build_model(teacher_name, 3, 10, 32).to(dev).eval()
+    student = build_model(student_name, 3, 10, 32).to(dev).train()
+    opt = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    it = iter(dl)
+    n = 0
+    for step in range(warmup + steps):
+        if step == warmup:
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            n = 0
+        x, y = next(it)
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        with torch.no_grad():
+            t = teacher(x)
+        loss, _ = kd_loss(student(x), t, y, temperature=4.0, ce_weight=0.1, kd_weight=0.9)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        n += x.shape[0]
+    torch.cuda.synchronize()
+    return {"loop": "seed-style", "images_per_s": round(n / (time.perf_counter() - t0)), "batch": 128, "precision": "fp32", "deterministic": False}
+
+
+def kdbench_loop(root: Path, teacher_name: str, student_name: str, precision: str, batch: int, n_train: int) -> dict:
+    dev = torch.device("cuda")
+    data = dataset_source("cifar10-jpeg").load(root, False, default_cache_dir())
+    configure_determinism(0)
+    policy = prec.get_policy(precision, dev)
+    prec.apply_global_flags(policy)
+    x, y = data.train_x[:n_train], data.train_y[:n_train]
+    mean, std = channel_stats(x)
+    train = DeviceData(x.to(dev), y.to(dev), mean.to(dev), std.to(dev))
+    val = DeviceData(x[:512].to(dev), y[:512].to(dev), mean.to(dev), std.to(dev))
+    teacher = build_model(teacher_name, 3, 10, 32).to(dev).eval()
+    student = build_model(student_name, 3, 10, 32).to(dev)
+    recipe = RecipeSpec(epochs=3, batch_size=batch, optimizer=OptimizerSpec(lr=0.05), scheduler=SchedulerSpec(name="none"), augment=("flip", "crop"))
+    fr = fit(student, train, val, recipe, seed=0, policy=policy, device=dev, stage="bench", teacher=teacher, kd=KDSpec(), log=lambda s: None)
+    best = min(h["epoch_seconds"] for h in fr.history[1:])  # epochs after the first (warm)
+    return {"loop": "kdbench", "images_per_s": round(n_train / best), "batch": batch, "precision": precision, "deterministic": True}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--teacher", default="resnet18_cifar")
+    ap.add_argument("--student", default="resnet20")
+    ap.add_argument("--steps", type=int, default=150)
+    args = ap.parse_args()
+    root = Path(args.data_root)
+    rows = [seed_style(root, args.teacher, args.student, args.steps, 20)]
+    for precision, batch in (("fp32", 128), ("bf16", 128), ("bf16", 512)):
+        rows.append(kdbench_loop(root, args.teacher, args.student, precision, batch, 20480))
+    base = rows[0]["images_per_s"]
+    for r in rows:
+        r.update(teacher=args.teacher, student=args.student, gpu=torch.cuda.get_device_name(), torch=torch.__version__, ratio_vs_seed_style=round(r["images_per_s"] / base, 2))
+        print(json.dumps(r), flush=True)
+
+
+if __name__ == "__main__":
+    main()
