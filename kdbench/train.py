@@ -49,20 +49,34 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
 
 
-def augment(xb: torch.Tensor, ops: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and 4-pixel reflect-pad random crop, per image."""
-    n, _, h, w = xb.shape
-    if "crop" in ops:
-        pad = 4
-        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(xb.device)
-        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(xb.device)
+def draw_augmentation(ops: tuple[str, ...], batch_sizes: list[int], gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """One epoch's augmentation parameters, drawn on the CPU generator batch by batch (crop
+    offsets, then flips), so a run's randomness does not depend on the device."""
+    draws: dict[str, list[torch.Tensor]] = {"dy": [], "dx": [], "flip": []}
+    for n in batch_sizes:
+        if "crop" in ops:
+            draws["dy"].append(torch.randint(0, 2 * CROP_PAD + 1, (n,), generator=gen))
+            draws["dx"].append(torch.randint(0, 2 * CROP_PAD + 1, (n,), generator=gen))
+        if "flip" in ops:
+            draws["flip"].append(torch.rand(n, generator=gen) < 0.5)
+    return {k: torch.cat(v) for k, v in draws.items() if v}
+
+
+CROP_PAD = 4
+
+
+def apply_augmentation(xb: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Random 4-pixel reflect-pad crop and horizontal flip, per image, as tensor work."""
+    n, c, h, w = xb.shape
+    dev = xb.device
+    if "dy" in params:
+        pad = CROP_PAD
         padded = F.pad(xb.float(), (pad, pad, pad, pad), mode="reflect").to(xb.dtype)
-        rows = (torch.arange(h, device=xb.device)[None, :] + dy[:, None])[:, None, :, None]
-        cols = (torch.arange(w, device=xb.device)[None, :] + dx[:, None])[:, None, None, :]
-        xb = padded[torch.arange(n, device=xb.device)[:, None, None, None], torch.arange(xb.shape[1], device=xb.device)[None, :, None, None], rows, cols]
-    if "flip" in ops:
-        flip = (torch.rand(n, generator=gen) < 0.5).to(xb.device)
-        xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+        rows = (torch.arange(h, device=dev)[None, :] + params["dy"][:, None])[:, None, :, None]
+        cols = (torch.arange(w, device=dev)[None, :] + params["dx"][:, None])[:, None, None, :]
+        xb = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
+    if "flip" in params:
+        xb = torch.where(params["flip"][:, None, None, None], xb.flip(3), xb)
     return xb
 
 
@@ -155,14 +169,23 @@ def fit(
     for epoch in range(1, recipe.epochs + 1):
         t0 = time.perf_counter()
         model.train()
+        # Everything random for the epoch is drawn up front and moved to the device once:
+        # no host-device copy or synchronisation inside the step loop.
         perm = torch.randperm(n, generator=gen)
-        sums = {"loss": 0.0, "ce": 0.0, "kd": 0.0}
+        sizes = [min(bs, n - i * bs) for i in range(steps)]
+        aug = {k: v.to(device) for k, v in draw_augmentation(recipe.augment, sizes, gen).items()} if recipe.augment else {}
+        perm = perm.to(device)
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, ce, kd (× batch size)
+        first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        bad_loss = torch.zeros((), device=device)
+        step_ids = torch.arange(steps, device=device)
         seen = 0
         for step in range(steps):
-            idx = perm[step * bs : (step + 1) * bs].to(device)
+            lo, hi = step * bs, step * bs + sizes[step]
+            idx = perm[lo:hi]
             xb = train.x[idx]
-            if recipe.augment:
-                xb = augment(xb, recipe.augment, gen)
+            if aug:
+                xb = apply_augmentation(xb, {k: v[lo:hi] for k, v in aug.items()})
             xb = train.normalise(xb)
             yb = train.y[idx]
             with prec.autocast(policy, device):
@@ -176,23 +199,32 @@ def fit(
                 loss, parts = kd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.ce_weight, kd_weight=kd.kd_weight, label_smoothing=recipe.label_smoothing)
             else:
                 loss, parts = ce_loss(out, yb, recipe.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingFault(
-                    f"{stage}: loss became {loss.item()} at epoch {epoch}, step {step + 1}/{steps} "
-                    f"(lr {opt.param_groups[0]['lr']:.3g}, precision {policy.name}); lower the LR or use another precision",
-                    stage=stage, epoch=epoch, step=step + 1,
-                )
+            newly_bad = (first_bad < 0) & ~torch.isfinite(loss)
+            first_bad = torch.where(newly_bad, step_ids[step], first_bad)
+            bad_loss = torch.where(newly_bad, loss.detach().float(), bad_loss)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
             if sched_every == "step":
                 sched.step()
-            k = yb.shape[0]
+            k = sizes[step]
             seen += k
-            sums["loss"] += loss.item() * k
-            for name, v in parts.items():
-                sums[name] += v.item() * k
+            sums[0] += loss.detach().double() * k
+            sums[1] += parts["ce"].double() * k
+            if "kd" in parts:
+                sums[2] += parts["kd"].double() * k
+            # One synchronisation every 32 steps (and at the end) to stop on a non-finite
+            # loss; the first bad step is recorded on the device, so it is named exactly.
+            if step % 32 == 31 or step == steps - 1:
+                bad_step = int(first_bad)
+                if bad_step >= 0:
+                    raise TrainingFault(
+                        f"{stage}: loss became {float(bad_loss)} at epoch {epoch}, step {bad_step + 1}/{steps} "
+                        f"(lr {opt.param_groups[0]['lr']:.3g}, precision {policy.name}); lower the LR or use another precision",
+                        stage=stage, epoch=epoch, step=bad_step + 1,
+                    )
+        totals = (sums / seen).tolist()
         val_logits = predict(model, val, max(bs, 256), policy, device)
         val_top1 = (val_logits.argmax(1) == val.y.cpu()).float().mean().item() if len(val) else float("nan")
         lr_now = opt.param_groups[0]["lr"]
@@ -202,9 +234,9 @@ def fit(
             sched.step(val_top1)
         row = {
             "epoch": epoch,
-            "train_loss": sums["loss"] / seen,
-            "train_ce": sums["ce"] / seen,
-            "train_kd": sums["kd"] / seen if teacher is not None else None,
+            "train_loss": totals[0],
+            "train_ce": totals[1],
+            "train_kd": totals[2] if teacher is not None else None,
             "val_top1": val_top1,
             "lr": lr_now,
             "epoch_seconds": round(time.perf_counter() - t0, 3),
