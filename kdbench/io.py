@@ -67,7 +67,7 @@ class SuiteLock:
         self.path = folder / ".lock"
         self.fd: int | None = None
 
-    def __enter__(self) -> "SuiteLock":
+    def __enter__(self) -> SuiteLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -5,7 +5,6 @@ bf16/fp16 logits; softmax at low temperature in half precision loses the soft ta
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

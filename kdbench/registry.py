@@ -6,7 +6,8 @@ names close matches and every registered name (the fvcore ``Registry`` habit).""
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from .golden import compare
 from .errors import GoldenMismatch
+from .golden import compare
 
 
 def _fmt(v: float | None, pct: bool = True) -> str:

@@ -10,9 +10,9 @@ import datetime as dt
 import fnmatch
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 

@@ -288,7 +288,7 @@ def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
         raise bad("optimizer.lr_reference_batch", f"must be ≥ 1, got {r.optimizer.lr_reference_batch}")
     if r.scheduler.name == "multistep" and not r.scheduler.milestones:
         raise bad("scheduler.milestones", "multistep needs at least one milestone epoch")
-    if any(b <= a for a, b in zip(r.scheduler.milestones, r.scheduler.milestones[1:])) or any(e < 1 for e in r.scheduler.milestones):
+    if any(b <= a for a, b in zip(r.scheduler.milestones, r.scheduler.milestones[1:], strict=False)) or any(e < 1 for e in r.scheduler.milestones):
         raise bad("scheduler.milestones", f"must be increasing epochs ≥ 1, got {list(r.scheduler.milestones)}")
     if r.scheduler.step_size < 1:
         raise bad("scheduler.step_size", f"must be ≥ 1, got {r.scheduler.step_size}")

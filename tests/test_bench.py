@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from kdbench import precision as prec
 from kdbench.losses import kd_loss
 from kdbench.models import MODELS, build_model
-from kdbench import precision as prec
 
 pytestmark = pytest.mark.benchmark
 

@@ -12,7 +12,7 @@ import torch
 
 from kdbench.determinism import device_class
 from kdbench.golden import compare, load_golden
-from kdbench.runner import RunOptions, Runner
+from kdbench.runner import Runner, RunOptions
 from kdbench.suite import load_suite
 
 from .conftest import REPO, shared_data_root

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from kdbench.cli import main
 from kdbench.errors import SuiteError
 from kdbench.golden import build_golden, diff_golden
-from kdbench.runner import RunOptions, Runner
+from kdbench.runner import Runner, RunOptions
 from kdbench.suite import load_suite, parse_suite
 
 from .conftest import REPO
@@ -173,7 +173,7 @@ def fake_result(cid: str, seed: int, top1: float) -> dict:
 
 
 def test_golden_tolerance_comes_from_seed_spread_and_update_prints_a_diff():
-    runs = [fake_result(f"a__s{s}", s, v) for s, v in zip(range(5), (0.80, 0.82, 0.78, 0.81, 0.79))]
+    runs = [fake_result(f"a__s{s}", s, v) for s, v in zip(range(5), (0.80, 0.82, 0.78, 0.81, 0.79), strict=True)]
     g = build_golden("x", "cpu", {"a__s0": runs[0]}, {"a": runs}, {"command": "test"})
     m = g["cells"]["a__s0"]["metrics"]["test_top1_last"]
     assert m["value"] == 0.80

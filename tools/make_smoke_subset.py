@@ -37,7 +37,7 @@ def main(src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     tx, ty, vx, vy = (read_idx(src / f) for f in FMNIST_FILES)
     ti, vi = first_per_class(ty, N_TRAIN), first_per_class(vy, N_TEST)
-    for name, arr in zip(FMNIST_FILES, (tx[ti], ty[ti], vx[vi], vy[vi])):
+    for name, arr in zip(FMNIST_FILES, (tx[ti], ty[ti], vx[vi], vy[vi]), strict=True):
         write_idx(dst / name, arr)
         print(name, arr.shape, hashlib.sha256((dst / name).read_bytes()).hexdigest())
 

@@ -5,8 +5,8 @@ Names registered here, plus ``timm/<name>`` for any model timm knows (built with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch.nn as nn
 

@@ -16,7 +16,7 @@ class CifarResNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
         layers = []
         c = widths[0]
-        for i, (n, w) in enumerate(zip(blocks, widths)):
+        for i, (n, w) in enumerate(zip(blocks, widths, strict=False)):
             for j in range(n):
                 layers.append(Block(c, w, 2 if (j == 0 and i > 0) else 1))
                 c = w
