@@ -105,7 +105,7 @@ class Runner:
             "split": spec_hash(s.split),
             "teacher_recipe": spec_hash(s.teacher),
             "student_recipe": spec_hash(s.student),
-            "kd": spec_hash(s.kd) if cell.method == "kd" else None,
+            "kd": spec_hash(s.kd) if cell.method != "none" else None,
             "metrics": list(s.metrics),
             "device_class": self.device_class,
             "code": self.code,
@@ -257,7 +257,7 @@ class Runner:
             configure_determinism(cell.seed)
             student = build_model(cell.student, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
             self.log(f"  student {cell.student} ({cell.method}): training ({spec.student.epochs} epochs)")
-            distil = cell.method == "kd"
+            distil = cell.method != "none"
             cached_logits = None
             if distil and not spec.student.augment:
                 # No augmentation: the teacher sees the same images every epoch, so its
@@ -266,7 +266,7 @@ class Runner:
                     self._teacher_train_logits[tinfo["key"]] = predict(teacher, p.train, 512, policy, self.device).to(self.device)
                 cached_logits = self._teacher_train_logits[tinfo["key"]]
             fr = fit(student, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
-                     stage=f"student {cell.student} [{cell.method}]", teacher=teacher if distil else None, kd=spec.kd if distil else None,
+                     stage=f"student {cell.student} [{cell.method}]", teacher=teacher if distil else None, kd=spec.kd if distil else None, method=cell.method,
                      teacher_logits=cached_logits, log=self.log)
             logits = predict(student, p.test, 512, policy, self.device)
         except TrainingFault as e:
@@ -283,7 +283,7 @@ class Runner:
         return dict(
             base, status="ok", metrics=metrics,
             params={"student": count_params(student), "teacher": count_params(teacher)},
-            teacher={"logits": ("computed once on the training split (no augmentation)" if cell.method == "kd" and not spec.student.augment else "computed every step") if cell.method == "kd" else "not used in training",
+            teacher={"logits": ("computed once on the training split (no augmentation)" if not spec.student.augment else "computed every step") if distil else "not used in training",
                      "cache_key": tinfo["key"], "weights_sha256": tinfo["weights_sha256"], "from_cache": tinfo["cached"], "history": tinfo["history"], "selected_epoch": tinfo["selected_epoch"]},
             student={"weights_sha256": tensors_sha256(state), "history": fr.history, "selected_epoch": fr.selected_epoch, "stopped_early": fr.stopped_early, "train_seconds": fr.train_seconds},
             timing={"cell_seconds": round(time.perf_counter() - t0, 3)},

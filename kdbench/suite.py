@@ -23,7 +23,7 @@ import yaml
 from .errors import KDBenchError, SuiteError
 from .registry import suggest
 
-METHODS = ("none", "kd")
+METHODS = ("none", "kd", "dkd")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 METRICS = ("top1", "top5", "f1_macro", "agreement")
 AUGMENTATIONS = ("flip", "crop")
@@ -72,11 +72,15 @@ class RecipeSpec:
 
 @dataclass(frozen=True)
 class KDSpec:
-    """Hinton KD weights, explicit: loss = ce_weight·CE + kd_weight·T²·KL."""
+    """Distillation weights, explicit. kd: ce_weight·CE + kd_weight·T²·KL(p_t‖p_s);
+    dkd: dkd_ce_weight·CE + dkd_alpha·TCKD + dkd_beta·NCKD (both × T²)."""
 
     temperature: float = 4.0
     ce_weight: float = 0.1
     kd_weight: float = 0.9
+    dkd_ce_weight: float = 1.0
+    dkd_alpha: float = 1.0
+    dkd_beta: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -373,6 +377,10 @@ def validate(spec: SuiteSpec, source: str) -> None:
         v = getattr(spec.kd, k)
         if not 0 <= v <= 1:
             raise SuiteError(source, f"kd.{k}", f"must be in [0, 1], got {v}")
+    for k in ("dkd_ce_weight", "dkd_alpha", "dkd_beta"):
+        v = getattr(spec.kd, k)
+        if not 0 <= v < math.inf:
+            raise SuiteError(source, f"kd.{k}", f"must be a finite number ≥ 0, got {v}")
     if spec.kd.ce_weight + spec.kd.kd_weight <= 0:
         raise SuiteError(source, "kd", "ce_weight and kd_weight cannot both be 0")
     if not spec.metrics:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from . import precision as prec
 from .errors import TrainingFault
-from .losses import ce_loss, kd_loss
+from .losses import ce_loss, dkd_loss, kd_loss
 from .suite import KDSpec, RecipeSpec
 
 Log = Callable[[str], None]
@@ -140,6 +140,7 @@ def fit(
     stage: str,
     teacher: nn.Module | None = None,
     kd: KDSpec | None = None,
+    method: str = "kd",
     teacher_logits: torch.Tensor | None = None,
     log: Log = print,
 ) -> FitResult:
@@ -195,7 +196,9 @@ def fit(
                         t_out = teacher(xb)
             if teacher_logits is not None:
                 t_out = teacher_logits[idx]
-            if teacher is not None and kd is not None:
+            if teacher is not None and kd is not None and method == "dkd":
+                loss, parts = dkd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.dkd_ce_weight, alpha=kd.dkd_alpha, beta=kd.dkd_beta, label_smoothing=recipe.label_smoothing)
+            elif teacher is not None and kd is not None:
                 loss, parts = kd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.ce_weight, kd_weight=kd.kd_weight, label_smoothing=recipe.label_smoothing)
             else:
                 loss, parts = ce_loss(out, yb, recipe.label_smoothing)

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kdbench.losses import kd_loss, kd_term, weights_from_alpha_on_hard, weights_from_alpha_on_soft
+from kdbench.losses import dkd_loss, dkd_terms, kd_loss, kd_term, weights_from_alpha_on_hard, weights_from_alpha_on_soft
 
 shapes = st.tuples(st.integers(1, 16), st.integers(2, 20))
 temps = st.floats(0.5, 10.0)
@@ -119,3 +119,59 @@ def test_alpha_conventions():
         weights_from_alpha_on_soft(1.2)
     with pytest.raises(ValueError, match="temperature"):
         kd_term(logits(0, 2, 3), logits(1, 2, 3), 0.0)
+
+
+# --------------------------------------------------------------------------- DKD
+
+
+def reference_dkd(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor, T: float, dtype=torch.float64) -> tuple[float, float]:
+    """The published DKD recipe (probabilities, masks, log of probabilities), in float64 by
+    default: fine for moderate logits, where it is the definition."""
+    s, t = s.to(dtype) / T, t.to(dtype) / T
+    gt = torch.nn.functional.one_hot(y, s.shape[1]).bool()
+    ps, pt = s.softmax(1), t.softmax(1)
+    bs = torch.stack([(ps * gt).sum(1), (ps * ~gt).sum(1)], 1)
+    bt = torch.stack([(pt * gt).sum(1), (pt * ~gt).sum(1)], 1)
+    tckd = (bt * (bt.log() - bs.log())).sum() / s.shape[0]
+    ps2 = (s - 1000.0 * gt).log_softmax(1)
+    pt2 = (t - 1000.0 * gt).softmax(1)
+    nckd = torch.nn.functional.kl_div(ps2, pt2, reduction="sum") / s.shape[0]
+    return (tckd * T * T).item(), (nckd * T * T).item()
+
+
+@pytest.mark.parametrize("b, c, T", [(4, 10, 4.0), (8, 100, 2.0), (3, 3, 1.0)])
+def test_dkd_matches_published_recipe(b, c, T):
+    s, t = logits(b + c, b, c), logits(b + c + 1, b, c)
+    y = torch.arange(b) % c
+    tckd, nckd = dkd_terms(s, t, y, T)
+    ref_t, ref_n = reference_dkd(s, t, y, T)
+    assert tckd.item() == pytest.approx(ref_t, rel=1e-4, abs=1e-5)
+    assert nckd.item() == pytest.approx(ref_n, rel=1e-4, abs=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes, temps, seeds)
+def test_dkd_terms_non_negative_and_zero_when_logits_match(shape, T, seed):
+    s, t = logits(seed, *shape), logits(seed + 1, *shape)
+    y = torch.arange(shape[0]) % shape[1]
+    tckd, nckd = dkd_terms(s, t, y, T)
+    assert tckd.item() >= -1e-5 and nckd.item() >= -1e-5
+    z1, z2 = dkd_terms(s, s.clone(), y, T)
+    assert abs(z1.item()) < 1e-4 and abs(z2.item()) < 1e-4
+
+
+def test_dkd_is_finite_on_saturated_binary_problems():
+    # Two classes with logits far apart: p_target underflows to 0 in float32, where
+    # log(p) in the published recipe gives inf / nan. Ours stays finite, NCKD is 0.
+    s = torch.tensor([[60.0, -60.0], [-80.0, 80.0]], requires_grad=True)
+    t = torch.tensor([[-70.0, 70.0], [90.0, -90.0]])
+    y = torch.tensor([0, 1])
+    loss, parts = dkd_loss(s, t, y, temperature=1.0, ce_weight=1.0, alpha=1.0, beta=8.0)
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert dkd_terms(s, t, y, 1.0)[1].item() == 0.0
+    loss.backward()
+    assert torch.isfinite(s.grad).all()
+    ref64, _ = reference_dkd(s.detach(), t, y, 1.0)  # no underflow in float64
+    assert dkd_terms(s, t, y, 1.0)[0].item() == pytest.approx(ref64, rel=1e-5)
+    naive32, _ = reference_dkd(s.detach(), t, y, 1.0, dtype=torch.float32)  # the published recipe in float32
+    assert not math.isfinite(naive32)
