@@ -25,7 +25,7 @@ from .registry import suggest
 
 METHODS = ("none", "kd", "dkd")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
-METRICS = ("top1", "top5", "f1_macro", "agreement")
+METRICS = ("top1", "top3", "top5", "f1_macro", "agreement")
 AUGMENTATIONS = ("flip", "crop")
 
 

@@ -196,3 +196,31 @@ def test_decoded_cache_damage_is_detected_and_rebuilt(tmp_path, capsys):
     again = DATASETS.get("cifar10-jpeg").load(tmp_path, False, tmp_path / "cache")
     assert "is corrupt" in capsys.readouterr().out
     assert torch.equal(again.train_x, first.train_x)
+
+
+def test_eurosat_layouts(tmp_path):
+    # Laid out as torchvision's download leaves it: eurosat/2750/<class>/*.jpg, 64×64.
+    rng = np.random.default_rng(0)
+    for c in ("AnnualCrop", "Forest"):
+        (tmp_path / "eurosat" / "2750" / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "eurosat" / "2750" / c / f"{c}_{i + 1}.jpg")
+    d = DATASETS.get("eurosat").load(tmp_path, False, tmp_path / "cache")
+    assert d.train_x.shape == (8, 3, 64, 64) and d.test_x is None and d.classes == ["AnnualCrop", "Forest"]
+    with pytest.raises(DataError, match="--download"):
+        DATASETS.get("eurosat").load(tmp_path / "empty", False, tmp_path / "cache")
+
+
+def test_intel_image_kaggle_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    for part in ("seg_train/seg_train", "seg_test/seg_test"):
+        for c in ("buildings", "sea"):
+            (tmp_path / "intel-image" / part / c).mkdir(parents=True)
+            for i in range(3):
+                # Kaggle's set has a few images that are not 150×150: they are resized.
+                side = 150 if i else 113
+                Image.fromarray(rng.integers(0, 255, (side, 150, 3), dtype=np.uint8)).save(tmp_path / "intel-image" / part / c / f"{i}.jpg")
+    d = DATASETS.get("intel-image").load(tmp_path, False, tmp_path / "cache")
+    assert d.train_x.shape == (6, 3, 150, 150) and d.test_x.shape == (6, 3, 150, 150)
+    with pytest.raises(DataError, match="Kaggle"):
+        DATASETS.get("intel-image").load(tmp_path / "empty", False, tmp_path / "cache")

@@ -23,6 +23,10 @@ def test_every_cell_runs_tiny(suite_path, data_root, tmp_path, capsys):
     code = main(["run", str(suite_path), "--tiny", "--set", "matrix.precisions=[fp32]", "--device", "cpu",
                  "--data-root", str(data_root), "--results", str(tmp_path / "r"), "--cache", str(cache)])
     out = capsys.readouterr()
+    if code == 2 and "not found. Looked in" in out.err:
+        # The suite's own data set is not on this machine (EuroSAT, Intel, …); its loader is
+        # tested on generated data laid out like the real thing in test_data.py.
+        pytest.skip(out.err.strip().splitlines()[0].removeprefix("kdbench: error: "))
     assert code == 0, out.err[-3000:]
     suite = load_suite(suite_path, ("matrix.precisions=[fp32]",))
     files = sorted((tmp_path / "r" / suite.name).glob("*.json"))

@@ -223,3 +223,31 @@ def generic_folder_source(name: str):
 
     # has_test_split is only known once the folder is seen: the runner checks it then.
     return DatasetSource(name, load, has_test_split=None, description=f"image folder {path} at {size}×{size}")
+
+
+@register_dataset("eurosat", has_test_split=False, description="EuroSAT RGB, 27,000 64×64 images, 10 classes, no test split (S1)")
+def load_eurosat(root: Path, download: bool, cache_dir: Path) -> ImageData:
+    # torchvision's download unpacks to eurosat/2750/; the Zenodo zip to EuroSAT_RGB/.
+    candidates = [root / "eurosat" / "2750", root / "EuroSAT_RGB", root / "eurosat"]
+    found = next((c for c in candidates if c.is_dir() and any(d.is_dir() for d in c.iterdir())), None)
+    if found is None and download:
+        import torchvision
+
+        torchvision.datasets.EuroSAT(str(root), download=True)
+        found = candidates[0] if candidates[0].is_dir() else None
+    if found is None:
+        raise missing("eurosat", candidates, "Run again with --download (needs a network) or unpack EuroSAT_RGB.zip under the data root.")
+    return load_image_tree("eurosat", found.parent, (found.name, None), 64, "RGB", cache_dir)
+
+
+@register_dataset("intel-image", has_test_split=True, description="Intel Image Classification, 150×150, 6 classes (S4)")
+def load_intel_image(root: Path, download: bool, cache_dir: Path) -> ImageData:
+    # Kaggle's archive nests each part once more: seg_train/seg_train/<class>/.
+    top = root / "intel-image"
+    for train, test in (("seg_train/seg_train", "seg_test/seg_test"), ("seg_train", "seg_test")):
+        if (top / train).is_dir() and (top / test).is_dir() and any(d.is_dir() and not d.name.startswith("seg_") for d in (top / train).iterdir()):
+            return load_image_tree("intel-image", top, (train, test), 150, "RGB", cache_dir)
+    raise missing(
+        "intel-image", [top / "seg_train" / "seg_train", top / "seg_train"],
+        "Download 'Intel Image Classification' from Kaggle (it needs an account) and unpack it as intel-image/ under the data root.",
+    )

@@ -95,7 +95,11 @@ class WideResNet(nn.Module):
         return self.fc(F.relu(self.bn(self.blocks(self.conv1(x)))).mean((2, 3)))
 
 
-VGG_CFG = {"vgg8": [[64], [128], [256], [512], [512]], "vgg13": [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]]}
+VGG_CFG = {
+    "vgg8": [[64], [128], [256], [512], [512]],
+    "vgg13": [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]],
+    "vgg16": [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
+}
 
 
 class CifarVGG(nn.Module):
@@ -130,3 +134,6 @@ _reg("wrn_16_2", "Wide ResNet 16-2", lambda c, k: WideResNet(16, 2, c, k))
 _reg("wrn_40_2", "Wide ResNet 40-2", lambda c, k: WideResNet(40, 2, c, k))
 _reg("vgg8", "CIFAR VGG-8 with BN", lambda c, k: CifarVGG(VGG_CFG["vgg8"], c, k))
 _reg("vgg13", "CIFAR VGG-13 with BN", lambda c, k: CifarVGG(VGG_CFG["vgg13"], c, k))
+# S2's teacher: VGG16 in the CIFAR form (global mean, not torchvision's 7×7 adaptive pool,
+# so it trains under deterministic CUDA kernels).
+_reg("vgg16", "CIFAR VGG-16 with BN", lambda c, k: CifarVGG(VGG_CFG["vgg16"], c, k))
