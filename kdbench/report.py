@@ -19,7 +19,8 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
     rows = []
     for cid, r in sorted(by_id.items()):
         c = r["cell"]
-        row = {"cell": cid, "dataset": c["dataset"], "teacher": c["teacher"], "student": c["student"], "method": c["method"],
+        teacher = " → ".join([c["teacher"], *c.get("assistants", [])])
+        row = {"cell": cid, "dataset": c["dataset"], "teacher": teacher, "student": c["student"], "method": c["method"],
                "precision": c["precision"], "seed": c["seed"], "status": r["status"]}
         if r["status"] != "ok":
             row["note"] = r["failure"]["reason"]
@@ -40,7 +41,8 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
             except GoldenMismatch:
                 row["in_band"] = "data changed"
         if c["method"] != "none":
-            alone = by_id.get(cid.replace(f"__{c['method']}__", "__none__"))
+            alone = next((o for o in by_id.values() if o["cell"]["method"] == "none" and all(
+                o["cell"][k] == c[k] for k in ("dataset", "teacher", "student", "precision", "seed"))), None)
             if alone and alone["status"] == "ok":
                 row["gain"] = row["top1"] - alone["metrics"][top1_key]
         rows.append(row)

@@ -101,7 +101,8 @@ class Runner:
     def cell_config(self, cell: Cell) -> dict:
         s = self.suite.spec
         return {
-            "cell": {"dataset": cell.dataset, "teacher": cell.teacher, "student": cell.student, "precision": cell.precision, "method": cell.method, "seed": cell.seed},
+            "cell": {"dataset": cell.dataset, "teacher": cell.teacher, "assistants": list(cell.assistants), "student": cell.student,
+                     "precision": cell.precision, "method": cell.method, "seed": cell.seed},
             "split": spec_hash(s.split),
             "teacher_recipe": spec_hash(s.teacher),
             "student_recipe": spec_hash(s.student),
@@ -163,12 +164,41 @@ class Runner:
         })
 
     def teacher(self, cell: Cell, p: Prepared, policy: prec.Policy) -> tuple[torch.nn.Module, dict]:
-        key = self.teacher_key(cell, p)
+        spec = self.suite.spec
+
+        def train(model: torch.nn.Module):
+            return fit(model, p.train, p.val, spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.log)
+
+        return self._cached_model(self.teacher_key(cell, p), cell.teacher, "teacher", cell.seed, p, train, spec.teacher.epochs)
+
+    def assistant_chain(self, cell: Cell, p: Prepared, policy: prec.Policy, teacher: torch.nn.Module, tinfo: dict) -> tuple[torch.nn.Module, dict, list[dict]]:
+        """TAKD: distil each assistant from the model before it (student recipe, KD loss);
+        every stage is cached like a teacher, keyed by the whole chain above it. Returns the
+        last assistant, its record, and the records of every stage."""
+        spec = self.suite.spec
+        prev, prev_info = teacher, tinfo
+        stages = []
+        for name in cell.assistants:
+            key = spec_hash({"previous": prev_info["key"], "model": name, "recipe": spec_hash(spec.student), "kd": spec_hash(spec.kd),
+                             "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code})
+            source = prev
+
+            def train(model: torch.nn.Module, source=source, name=name):
+                return fit(model, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
+                           stage=f"assistant {name}", teacher=source, kd=spec.kd, method="kd", log=self.log)
+
+            prev, prev_info = self._cached_model(key, name, "assistant", cell.seed, p, train, spec.student.epochs)
+            test_top1 = classification_metrics(predict(prev, p.test, 512, policy, self.device), p.test.y.cpu(), p.data.num_classes, ("top1",))["top1"]
+            stages.append({"model": name, "cache_key": key, "weights_sha256": prev_info["weights_sha256"], "from_cache": prev_info["cached"], "test_top1": test_top1})
+        return prev, prev_info, stages
+
+    def _cached_model(self, key: str, name: str, role: str, seed: int, p: Prepared, train, epochs: int) -> tuple[torch.nn.Module, dict]:
+        """A trained model from the cache when its file is intact, else trained and cached."""
         if key in self._teachers:
             return self._teachers[key]
         path = self.opts.cache_dir / "teachers" / f"{key}.pt"
-        configure_determinism(cell.seed)
-        model = build_model(cell.teacher, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
+        configure_determinism(seed)
+        model = build_model(name, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
         info = None
         if path.exists():
             try:
@@ -177,18 +207,18 @@ class Runner:
                     raise ValueError("content does not match its recorded hash")
                 model.load_state_dict(blob["state_dict"])
                 info = dict(blob["meta"], cached=True)
-                self.log(f"  teacher {cell.teacher}: from cache {path.name[:16]}…")
+                self.log(f"  {role} {name}: from cache {path.name[:16]}…")
             except Exception as e:  # any damage: report, rebuild, never use it
-                self.log(f"  teacher cache {path} is corrupt ({type(e).__name__}: {e}); rebuilding it")
+                self.log(f"  {role} cache {path} is corrupt ({type(e).__name__}: {e}); rebuilding it")
                 path.unlink(missing_ok=True)
-                configure_determinism(cell.seed)
-                model = build_model(cell.teacher, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
+                configure_determinism(seed)
+                model = build_model(name, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
         if info is None:
-            self.log(f"  teacher {cell.teacher}: training ({self.suite.spec.teacher.epochs} epochs)")
-            fr = fit(model, p.train, p.val, self.suite.spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.log)
+            self.log(f"  {role} {name}: training ({epochs} epochs)")
+            fr = train(model)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             info = {
-                "key": key, "weights_sha256": tensors_sha256(state), "history": fr.history,
+                "key": key, "model": name, "role": role, "weights_sha256": tensors_sha256(state), "history": fr.history,
                 "selected_epoch": fr.selected_epoch, "stopped_early": fr.stopped_early, "train_seconds": fr.train_seconds,
             }
             atomic_write_bytes(path, state_dict_bytes({"state_dict": state, "meta": info}))
@@ -254,6 +284,10 @@ class Runner:
         try:
             teacher, tinfo = self.teacher(cell, p, policy)
             teacher_test = predict(teacher, p.test, 512, policy, self.device)
+            source, sinfo = teacher, tinfo  # the model the student learns from
+            chain_info: list[dict] = []
+            if cell.method == "takd":
+                source, sinfo, chain_info = self.assistant_chain(cell, p, policy, teacher, tinfo)
             configure_determinism(cell.seed)
             student = build_model(cell.student, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
             self.log(f"  student {cell.student} ({cell.method}): training ({spec.student.epochs} epochs)")
@@ -262,11 +296,12 @@ class Runner:
             if distil and not spec.student.augment:
                 # No augmentation: the teacher sees the same images every epoch, so its
                 # logits are computed once per teacher and reused by all its students.
-                if tinfo["key"] not in self._teacher_train_logits:
-                    self._teacher_train_logits[tinfo["key"]] = predict(teacher, p.train, 512, policy, self.device).to(self.device)
-                cached_logits = self._teacher_train_logits[tinfo["key"]]
+                if sinfo["key"] not in self._teacher_train_logits:
+                    self._teacher_train_logits[sinfo["key"]] = predict(source, p.train, 512, policy, self.device).to(self.device)
+                cached_logits = self._teacher_train_logits[sinfo["key"]]
             fr = fit(student, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
-                     stage=f"student {cell.student} [{cell.method}]", teacher=teacher if distil else None, kd=spec.kd if distil else None, method=cell.method,
+                     stage=f"student {cell.student} [{cell.method}]", teacher=source if distil else None, kd=spec.kd if distil else None,
+                     method="dkd" if cell.method == "dkd" else "kd",
                      teacher_logits=cached_logits, log=self.log)
             logits = predict(student, p.test, 512, policy, self.device)
         except TrainingFault as e:
@@ -284,7 +319,7 @@ class Runner:
             base, status="ok", metrics=metrics,
             params={"student": count_params(student), "teacher": count_params(teacher)},
             teacher={"logits": ("computed once on the training split (no augmentation)" if not spec.student.augment else "computed every step") if distil else "not used in training",
-                     "cache_key": tinfo["key"], "weights_sha256": tinfo["weights_sha256"], "from_cache": tinfo["cached"], "history": tinfo["history"], "selected_epoch": tinfo["selected_epoch"]},
+                     "chain": chain_info, "cache_key": tinfo["key"], "weights_sha256": tinfo["weights_sha256"], "from_cache": tinfo["cached"], "history": tinfo["history"], "selected_epoch": tinfo["selected_epoch"]},
             student={"weights_sha256": tensors_sha256(state), "history": fr.history, "selected_epoch": fr.selected_epoch, "stopped_early": fr.stopped_early, "train_seconds": fr.train_seconds},
             timing={"cell_seconds": round(time.perf_counter() - t0, 3)},
             finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

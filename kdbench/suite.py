@@ -23,7 +23,7 @@ import yaml
 from .errors import KDBenchError, SuiteError
 from .registry import suggest
 
-METHODS = ("none", "kd", "dkd")
+METHODS = ("none", "kd", "dkd", "takd")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 METRICS = ("top1", "top3", "top5", "f1_macro", "agreement")
 AUGMENTATIONS = ("flip", "crop")
@@ -99,7 +99,10 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class MatrixSpec:
-    """Either ``teachers`` × ``students``, or explicit ``pairs`` [teacher, student]."""
+    """Either ``teachers`` × ``students``, or explicit ``pairs`` [teacher, student], or chains
+    [teacher, assistant, …, student] for TAKD (Mirzadeh et al. 2020): with method ``takd``
+    each assistant is distilled from the model before it and the student from the last;
+    methods none / kd / dkd use the chain's two ends."""
 
     datasets: tuple[str, ...]
     teachers: tuple[str, ...] = ()
@@ -134,10 +137,12 @@ class Cell:
     precision: str
     method: str
     seed: int
+    assistants: tuple[str, ...] = ()  # takd only: the chain between teacher and student
 
     @property
     def id(self) -> str:
-        parts = (self.dataset, self.teacher, self.student, self.precision, self.method, f"s{self.seed}")
+        chain = "~".join((self.teacher, *self.assistants))
+        parts = (self.dataset, chain, self.student, self.precision, self.method, f"s{self.seed}")
         return "__".join(p.replace("/", "-") for p in parts)
 
 
@@ -150,18 +155,19 @@ class Suite:
     def name(self) -> str:
         return self.spec.name
 
-    def pairs(self) -> list[tuple[str, str]]:
+    def chains(self) -> list[tuple[str, ...]]:
+        """(teacher, assistants…, student) for every teacher–student combination."""
         m = self.spec.matrix
         if m.pairs:
-            return [(t, s) for t, s in m.pairs]
+            return [tuple(p) for p in m.pairs]
         return [(t, s) for t in m.teachers for s in m.students]
 
     def cells(self) -> list[Cell]:
         m = self.spec.matrix
         return [
-            Cell(self.name, d, t, s, p, meth, seed)
+            Cell(self.name, d, c[0], c[-1], p, meth, seed, tuple(c[1:-1]) if meth == "takd" else ())
             for d in m.datasets
-            for t, s in self.pairs()
+            for c in self.chains()
             for p in m.precisions
             for meth in m.methods
             for seed in self.spec.seeds
@@ -357,8 +363,10 @@ def validate(spec: SuiteSpec, source: str) -> None:
         if m.teachers or m.students:
             raise SuiteError(source, "matrix.pairs", "give either pairs or teachers × students, not both")
         for i, pair in enumerate(m.pairs):
-            if len(pair) != 2:
-                raise SuiteError(source, f"matrix.pairs[{i}]", f"expected [teacher, student], got {list(pair)}")
+            if len(pair) < 2:
+                raise SuiteError(source, f"matrix.pairs[{i}]", f"expected [teacher, student] or [teacher, assistant…, student], got {list(pair)}")
+            if "takd" in m.methods and len(pair) < 3:
+                raise SuiteError(source, f"matrix.pairs[{i}]", f"method takd needs an assistant: [teacher, assistant…, student], got {list(pair)}")
             for j, n in enumerate(pair):
                 if n not in models:
                     raise SuiteError(source, f"matrix.pairs[{i}][{j}]", f"unknown model {n!r}{suggest(n, models)}")
@@ -367,6 +375,8 @@ def validate(spec: SuiteSpec, source: str) -> None:
     else:
         for axis in ("teachers", "students"):
             _check_names(source, f"matrix.{axis}", getattr(m, axis), models, "model")
+        if "takd" in m.methods:
+            raise SuiteError(source, "matrix.methods", "method takd needs chains: give matrix.pairs as [teacher, assistant…, student]")
     _check_names(source, "matrix.precisions", m.precisions, list(PRECISIONS), "precision")
     _check_names(source, "matrix.methods", m.methods, list(METHODS), "method")
     _check_recipe(source, "teacher", spec.teacher)

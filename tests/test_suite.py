@@ -103,3 +103,21 @@ def test_timm_models_are_accepted_by_name():
     assert suite.cells()[0].id.split("__")[2] == "timm-resnet18"
     e = error_of(mutate(matrix__students=["timm/resnet181"]))
     assert "unknown model 'timm/resnet181'" in str(e)
+
+
+def test_takd_chains_expand_and_validate():
+    doc = yaml.safe_load(SMOKE)
+    del doc["matrix"]["teachers"], doc["matrix"]["students"]
+    doc["matrix"]["pairs"] = [["cnn_medium", "cnn_small", "cnn_tiny"]]
+    doc["matrix"]["methods"] = ["none", "kd", "takd"]
+    ids = [c.id for c in parse_suite(yaml.safe_dump(doc), "t").cells()]
+    assert ids == [
+        "fmnist-smoke__cnn_medium__cnn_tiny__fp32__none__s0",
+        "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0",
+        "fmnist-smoke__cnn_medium~cnn_small__cnn_tiny__fp32__takd__s0",
+    ]
+    doc["matrix"]["pairs"] = [["cnn_medium", "cnn_tiny"]]
+    e = error_of(yaml.safe_dump(doc))
+    assert e.path == "matrix.pairs[0]" and "takd needs an assistant" in str(e)
+    e = error_of(mutate(matrix__methods=["none", "takd"]))
+    assert e.path == "matrix.methods" and "needs chains" in str(e)
