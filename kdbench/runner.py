@@ -104,6 +104,7 @@ class Runner:
             "cell": {"dataset": cell.dataset, "teacher": cell.teacher, "assistants": list(cell.assistants), "student": cell.student,
                      "precision": cell.precision, "method": cell.method, "seed": cell.seed},
             "split": spec_hash(s.split),
+            "data": spec_hash(s.data),
             "teacher_recipe": spec_hash(s.teacher),
             "student_recipe": spec_hash(s.student),
             "kd": spec_hash(s.kd) if cell.method != "none" else None,
@@ -130,7 +131,7 @@ class Runner:
     def prepare(self, name: str) -> Prepared:
         if name in self._prepared:
             return self._prepared[name]
-        data = dataset_source(name).load(self.data_root, self.opts.download, self.opts.cache_dir)
+        data = dataset_source(name).load(self.data_root, self.opts.download, self.opts.cache_dir, skip_bad_images=self.suite.spec.data.skip_bad_images)
         sp = self.suite.spec.split
         if data.test_x is None and sp.test <= 0:
             raise DataError(f"dataset {name!r} ({data.location}) has no test split; give split.test a fraction > 0 in {self.suite.source}")
@@ -277,6 +278,7 @@ class Runner:
             "suite_spec": self.suite.config_dict(),
             "fingerprints": {"dataset": p.data.fingerprint, "split": p.split.fingerprint, "code": self.code},
             "data": {"name": p.data.name, "location": p.data.location, "root_chosen_by": self.data_root_from, "notes": p.data.notes,
+                     "skipped_files": len(p.data.skipped_files), "skipped_examples": p.data.skipped_files[:10],
                      "n_train": len(p.train), "n_val": len(p.val), "n_test": len(p.test)},
             "statistic": {"last": "weights of the last epoch, evaluated on test", "bestval": "weights of the epoch best on validation, evaluated on test"}[stat],
             "environment": environment(self.device), "started_at": started,

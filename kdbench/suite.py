@@ -98,6 +98,13 @@ class SplitSpec:
 
 
 @dataclass(frozen=True)
+class DataSpec:
+    # Leave images that cannot be decoded out (logged, counted in every result) instead of
+    # stopping with an error. The data fingerprint still covers the bad files.
+    skip_bad_images: bool = False
+
+
+@dataclass(frozen=True)
 class MatrixSpec:
     """Either ``teachers`` × ``students``, or explicit ``pairs`` [teacher, student], or chains
     [teacher, assistant, …, student] for TAKD (Mirzadeh et al. 2020): with method ``takd``
@@ -119,6 +126,7 @@ class SuiteSpec:
     seeds: tuple[int, ...] = (0,)
     description: str = ""
     split: SplitSpec = field(default_factory=SplitSpec)
+    data: DataSpec = field(default_factory=DataSpec)
     teacher: RecipeSpec = field(default_factory=RecipeSpec)
     student: RecipeSpec = field(default_factory=RecipeSpec)
     kd: KDSpec = field(default_factory=KDSpec)

@@ -83,3 +83,32 @@ def test_second_run_of_a_suite_is_refused_while_one_holds_it(tmp_path):
     with SuiteLock(tmp_path / "r" / "smoke"):
         proc = kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), *QUICK, tmp=tmp_path)
     assert proc.returncode == 2 and "another kdbench run" in proc.stderr
+
+
+def test_skipped_bad_images_are_counted_in_every_result(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from kdbench.cli import main
+
+    rng = np.random.default_rng(0)
+    for part in ("train", "test"):
+        for c in ("a", "b"):
+            (tmp_path / "data" / "tree" / part / c).mkdir(parents=True)
+            for i in range(6):
+                Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "data" / "tree" / part / c / f"{i}.png")
+    (tmp_path / "data" / "tree" / "train" / "a" / "3.png").write_bytes(b"\x89PNG truncated")
+    suite = tmp_path / "folder.yaml"
+    suite.write_text(
+        "name: folder\nsplit: {seed: 0, train: 0.66, val: 0.34}\ndata: {skip_bad_images: true}\n"
+        "matrix: {datasets: ['folder:tree@16'], teachers: [cnn_small], students: [cnn_tiny], methods: [none]}\n"
+        "teacher: {epochs: 1, batch_size: 4}\nstudent: {epochs: 1, batch_size: 4}\n"
+    )
+    code = main(["run", str(suite), "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "r"),
+                 "--cache", str(tmp_path / "c"), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "skipped 1 image(s) that cannot be decoded" in out
+    [res] = [json.loads(f.read_text()) for f in (tmp_path / "r" / "folder").glob("*.json")]
+    assert res["data"]["skipped_files"] == 1 and res["data"]["skipped_examples"][0].endswith("3.png")
+    assert res["data"]["n_train"] + res["data"]["n_val"] == 11

@@ -121,11 +121,19 @@ def test_image_tree_reads_grey_images_as_rgb(tmp_path, isolated_cache):
     assert torch.equal(again.train_x, d.train_x) and again.fingerprint == d.fingerprint
 
 
-def test_image_tree_corrupt_file_is_named(tmp_path, isolated_cache):
+def test_image_tree_corrupt_file_is_named_or_skipped_when_asked(tmp_path, isolated_cache):
     make_tree(tmp_path / "t")
     bad = tmp_path / "t" / "train" / "cat" / "0001.jpg"
     bad.write_bytes(bad.read_bytes()[:40])
-    with pytest.raises(DataError, match="0001.jpg: cannot decode"):
+    (tmp_path / "t" / "test" / "dog" / "0002.jpg").write_text("not an image at all")
+    with pytest.raises(DataError, match="0001.jpg: cannot decode .* data.skip_bad_images"):
+        load_image_tree("t", tmp_path / "t", ("train", "test"), 32, "RGB", tmp_path / "cache")
+    d = load_image_tree("t", tmp_path / "t", ("train", "test"), 32, "RGB", tmp_path / "cache", skip_bad_images=True)
+    assert d.train_x.shape[0] == 5 and d.test_x.shape[0] == 5 and len(d.train_y) == 5 and len(d.test_y) == 5
+    assert [Path(f).name for f in d.skipped_files] == ["0001.jpg", "0002.jpg"]
+    assert d.train_y.tolist() == [0, 0, 1, 1, 1]
+    # The decoded cache remembers the bad files: without the option the error comes back.
+    with pytest.raises(DataError, match="2 image\\(s\\) under .* cannot be decoded"):
         load_image_tree("t", tmp_path / "t", ("train", "test"), 32, "RGB", tmp_path / "cache")
 
 

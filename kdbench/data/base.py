@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -52,6 +52,7 @@ class ImageData:
     fingerprint: str  # sha256 of the source files' content; see each source for the recipe
     location: str  # where it was read from
     notes: str = ""  # e.g. "JPEG re-encoded copy: not pixel-identical to CIFAR-10"
+    skipped_files: list[str] = field(default_factory=list)  # unreadable images left out (data.skip_bad_images)
 
     @property
     def channels(self) -> int:
@@ -85,7 +86,7 @@ class ImageData:
 @dataclass(frozen=True)
 class DatasetSource:
     name: str
-    load: Callable[[Path, bool, Path], ImageData]  # (data root, download allowed, cache dir) -> data
+    load: Callable[..., ImageData]  # (data root, download allowed, cache dir, skip_bad_images=False) -> data
     has_test_split: bool | None  # None: known only when the data is read (generic folders)
     description: str
 
@@ -94,7 +95,7 @@ DATASETS: Registry[DatasetSource] = Registry("dataset")
 
 
 def register_dataset(name: str, *, has_test_split: bool, description: str):
-    def deco(fn: Callable[[Path, bool, Path], ImageData]):
+    def deco(fn: Callable[..., ImageData]):
         DATASETS.add(name, DatasetSource(name, fn, has_test_split, description))
         return fn
 

@@ -49,10 +49,10 @@ def tree_fingerprint(top: Path, files: list[Path]) -> str:
     return outer.hexdigest()
 
 
-def _decode(args: tuple[str, int, str]) -> np.ndarray:
+def _decode(args: tuple[str, int, str, bool]) -> np.ndarray | None:
     from PIL import Image, UnidentifiedImageError
 
-    path, size, mode = args
+    path, size, mode, skip_bad = args
     try:
         with Image.open(path) as im:
             im = im.convert(mode)  # grey images in an RGB set become RGB here
@@ -60,19 +60,27 @@ def _decode(args: tuple[str, int, str]) -> np.ndarray:
                 im = im.resize((size, size), Image.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, SyntaxError) as e:
-        raise DataError(f"{path}: cannot decode image ({e})") from None
+        if skip_bad:
+            return None
+        raise DataError(f"{path}: cannot decode image ({e}); fix or remove it, or set data.skip_bad_images: true in the suite") from None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def decode_all(paths: list[Path], size: int, mode: str) -> torch.Tensor:
+def decode_all(paths: list[Path], size: int, mode: str, skip_bad: bool = False) -> tuple[torch.Tensor, list[int]]:
+    """The images as one uint8 tensor, and the positions of those that could not be decoded
+    (skipped only when ``skip_bad``; otherwise the first one raises)."""
     workers = min(16, os.cpu_count() or 1)
-    jobs = [(str(p), size, mode) for p in paths]
+    jobs = [(str(p), size, mode, skip_bad) for p in paths]
     if workers > 1 and len(jobs) > 2000:
         with ProcessPoolExecutor(workers) as ex:
             arrays = list(ex.map(_decode, jobs, chunksize=256))
     else:
         arrays = [_decode(j) for j in jobs]
-    return torch.from_numpy(np.stack(arrays))
+    bad = [i for i, a in enumerate(arrays) if a is None]
+    good = [a for a in arrays if a is not None]
+    if not good:
+        raise DataError(f"none of the {len(paths)} images under {paths[0].parent.parent if paths else '?'} could be decoded")
+    return torch.from_numpy(np.stack(good)), bad
 
 
 def read_decoded_cache(path: Path, fingerprint: str) -> dict | None:
@@ -83,6 +91,8 @@ def read_decoded_cache(path: Path, fingerprint: str) -> dict | None:
     try:
         blob = torch.load(path, weights_only=True)
         tensors = {k: v for k, v in blob.items() if isinstance(v, torch.Tensor)}
+        if "train_bad" not in blob:
+            return None  # written by an older kdbench: decode again
         if blob.get("fingerprint") != fingerprint or tensors_sha256(tensors) != blob.get("content_sha256"):
             raise ValueError("content does not match its recorded sha256")
         return blob
@@ -92,7 +102,8 @@ def read_decoded_cache(path: Path, fingerprint: str) -> dict | None:
         return None
 
 
-def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: int, mode: str, cache_dir: Path, notes: str = "") -> ImageData:
+def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: int, mode: str, cache_dir: Path, notes: str = "",
+                    skip_bad_images: bool = False) -> ImageData:
     """Load ``top/<train>/<class>/*`` and, if given, ``top/<test>/<class>/*``."""
     train_dir = top / parts[0]
     classes, train_items = list_images(train_dir)
@@ -107,24 +118,31 @@ def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: i
     blob = read_decoded_cache(cache, fp)
     if blob is None:
         print(f"[data] decoding {len(files)} images of {name} (once; cached in {cache.parent})", flush=True)
-        blob = {
-            "fingerprint": fp,
-            "train_x": decode_all([p for p, _ in train_items], size, mode),
-            "test_x": decode_all([p for p, _ in test_items], size, mode) if test_items else None,
-        }
+        train_x, train_bad = decode_all([p for p, _ in train_items], size, mode, skip_bad_images)
+        test_x, test_bad = decode_all([p for p, _ in test_items], size, mode, skip_bad_images) if test_items else (None, [])
+        blob = {"fingerprint": fp, "train_x": train_x, "test_x": test_x,
+                "train_bad": torch.tensor(train_bad, dtype=torch.int64), "test_bad": torch.tensor(test_bad, dtype=torch.int64)}
         blob["content_sha256"] = tensors_sha256({k: v for k, v in blob.items() if isinstance(v, torch.Tensor)})
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(cache, state_dict_bytes(blob))
+    bad_train, bad_test = set(blob["train_bad"].tolist()), set(blob["test_bad"].tolist())
+    skipped = [str(train_items[i][0]) for i in sorted(bad_train)] + [str(test_items[i][0]) for i in sorted(bad_test)]
+    if skipped and not skip_bad_images:
+        raise DataError(f"{len(skipped)} image(s) under {top} cannot be decoded, e.g. {skipped[0]}; fix or remove them, "
+                        "or set data.skip_bad_images: true in the suite")
+    if skipped:
+        print(f"[data] {name}: skipped {len(skipped)} image(s) that cannot be decoded (data.skip_bad_images), e.g. {skipped[0]}", flush=True)
     data = ImageData(
         name=name,
         classes=classes,
         train_x=blob["train_x"],
-        train_y=torch.tensor([c for _, c in train_items], dtype=torch.int64),
+        train_y=torch.tensor([c for i, (_, c) in enumerate(train_items) if i not in bad_train], dtype=torch.int64),
         test_x=blob["test_x"],
-        test_y=torch.tensor([c for _, c in test_items], dtype=torch.int64) if test_items else None,
+        test_y=torch.tensor([c for i, (_, c) in enumerate(test_items) if i not in bad_test], dtype=torch.int64) if test_items else None,
         fingerprint=fp,
         location=str(top),
         notes=notes,
+        skipped_files=skipped,
     )
     data.check()
     return data
@@ -133,7 +151,7 @@ def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: i
 @register_dataset(
     "cifar10-jpeg", has_test_split=True, description="CIFAR-10 as an image-folder tree of JPEGs (train/ test/), 32×32 RGB"
 )
-def load_cifar10_jpeg(root: Path, download: bool, cache_dir: Path) -> ImageData:
+def load_cifar10_jpeg(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
     top = root / "cifar10-jpeg"
     if not (top / "train").is_dir():
         raise missing(
@@ -143,25 +161,25 @@ def load_cifar10_jpeg(root: Path, download: bool, cache_dir: Path) -> ImageData:
         )
     return load_image_tree(
         "cifar10-jpeg", top, ("train", "test"), 32, "RGB", cache_dir,
-        notes="JPEG re-encoded CIFAR-10 (quality 75): pixels differ from the original arrays",
+        notes="JPEG re-encoded CIFAR-10 (quality 75): pixels differ from the original arrays", skip_bad_images=skip_bad_images,
     )
 
 
 @register_dataset(
     "imagenette-224", has_test_split=True, description="Imagenette, 224×224 image folders train/ val/ (val used as test)"
 )
-def load_imagenette(root: Path, download: bool, cache_dir: Path) -> ImageData:
+def load_imagenette(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
     top = root / "imagenette-224"
     if not (top / "train").is_dir():
         raise missing("imagenette-224", [top / "train", top / "val"], "Expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG.")
-    return load_image_tree("imagenette-224", top, ("train", "val"), 224, "RGB", cache_dir)
+    return load_image_tree("imagenette-224", top, ("train", "val"), 224, "RGB", cache_dir, skip_bad_images=skip_bad_images)
 
 
 CIFAR10_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 
 @register_dataset("cifar10", has_test_split=True, description="CIFAR-10 in torchvision's format (cifar-10-batches-py)")
-def load_cifar10(root: Path, download: bool, cache_dir: Path) -> ImageData:
+def load_cifar10(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
     top = root / "cifar-10-batches-py"
     if not top.is_dir() and download:
         import torchvision
@@ -213,20 +231,20 @@ def generic_folder_source(name: str):
     except ValueError:
         raise DataError(f"dataset {name!r}: SIZE must be an integer ≥ 8, got {size_text!r}") from None
 
-    def load(root: Path, download: bool, cache_dir: Path) -> ImageData:
+    def load(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
         top = Path(path) if Path(path).is_absolute() else root / path
         if not (top / "train").is_dir():
             raise missing(name, [top / "train"], "Expected train/<class>/<image> (and optionally test/<class>/<image>).")
         test = "test" if (top / "test").is_dir() else None
         safe = "folder-" + hashlib.sha256(str(top).encode()).hexdigest()[:8]
-        return load_image_tree(safe, top, ("train", test), size, "RGB", cache_dir, notes=f"image folder {top}")
+        return load_image_tree(safe, top, ("train", test), size, "RGB", cache_dir, notes=f"image folder {top}", skip_bad_images=skip_bad_images)
 
     # has_test_split is only known once the folder is seen: the runner checks it then.
     return DatasetSource(name, load, has_test_split=None, description=f"image folder {path} at {size}×{size}")
 
 
 @register_dataset("eurosat", has_test_split=False, description="EuroSAT RGB, 27,000 64×64 images, 10 classes, no test split (S1)")
-def load_eurosat(root: Path, download: bool, cache_dir: Path) -> ImageData:
+def load_eurosat(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
     # torchvision's download unpacks to eurosat/2750/; the Zenodo zip to EuroSAT_RGB/.
     candidates = [root / "eurosat" / "2750", root / "EuroSAT_RGB", root / "eurosat"]
     found = next((c for c in candidates if c.is_dir() and any(d.is_dir() for d in c.iterdir())), None)
@@ -237,16 +255,16 @@ def load_eurosat(root: Path, download: bool, cache_dir: Path) -> ImageData:
         found = candidates[0] if candidates[0].is_dir() else None
     if found is None:
         raise missing("eurosat", candidates, "Run again with --download (needs a network) or unpack EuroSAT_RGB.zip under the data root.")
-    return load_image_tree("eurosat", found.parent, (found.name, None), 64, "RGB", cache_dir)
+    return load_image_tree("eurosat", found.parent, (found.name, None), 64, "RGB", cache_dir, skip_bad_images=skip_bad_images)
 
 
 @register_dataset("intel-image", has_test_split=True, description="Intel Image Classification, 150×150, 6 classes (S4)")
-def load_intel_image(root: Path, download: bool, cache_dir: Path) -> ImageData:
+def load_intel_image(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
     # Kaggle's archive nests each part once more: seg_train/seg_train/<class>/.
     top = root / "intel-image"
     for train, test in (("seg_train/seg_train", "seg_test/seg_test"), ("seg_train", "seg_test")):
         if (top / train).is_dir() and (top / test).is_dir() and any(d.is_dir() and not d.name.startswith("seg_") for d in (top / train).iterdir()):
-            return load_image_tree("intel-image", top, (train, test), 150, "RGB", cache_dir)
+            return load_image_tree("intel-image", top, (train, test), 150, "RGB", cache_dir, skip_bad_images=skip_bad_images)
     raise missing(
         "intel-image", [top / "seg_train" / "seg_train", top / "seg_train"],
         "Download 'Intel Image Classification' from Kaggle (it needs an account) and unpack it as intel-image/ under the data root.",
