@@ -195,3 +195,26 @@ def test_golden_comparison_with_other_data_says_so():
     res["fingerprints"]["split"] = "t" * 64
     with pytest.raises(GoldenMismatch, match="split fingerprint differs .* the split changed"):
         compare(res, golden_cell)
+
+
+def test_out_of_memory_fails_the_cell_with_its_batch_size(tmp_path, monkeypatch):
+    """CUDA OOM cannot be produced on a CPU machine, so fit() raises it here as torch would:
+    the cell is recorded as failed naming the cell and batch sizes, and the suite goes on."""
+    import kdbench.runner as runner_mod
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml", ("teacher.epochs=1", "student.epochs=1"))
+    cells = [c for c in suite.cells() if c.student == "cnn_tiny"]
+    real_fit = runner_mod.fit
+
+    def fit_that_runs_out(model, *args, stage, **kwargs):
+        if stage.startswith("student") and "[kd]" in stage:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_fit(model, *args, stage=stage, **kwargs)
+
+    monkeypatch.setattr(runner_mod, "fit", fit_that_runs_out)
+    opts = RunOptions(results_dir=tmp_path / "r", cache_dir=tmp_path / "c", device=torch.device("cpu"), log=lambda s: None)
+    results = {r["cell"]["method"]: r for r in Runner(suite, opts).run(cells)}
+    assert results["none"]["status"] == "ok"
+    failed = results["kd"]
+    assert failed["status"] == "failed"
+    assert cells[1].id in failed["failure"]["reason"] and "batch sizes: teacher 64, student 64" in failed["failure"]["reason"]
