@@ -389,6 +389,12 @@ def validate(spec: SuiteSpec, source: str) -> None:
     _check_names(source, "matrix.methods", m.methods, list(METHODS), "method")
     _check_recipe(source, "teacher", spec.teacher)
     _check_recipe(source, "student", spec.student)
+    if sp.val <= 0:
+        for role in ("teacher", "student"):
+            r = getattr(spec, role)
+            if r.select == "best_val" or r.early_stopping.patience or r.scheduler.name == "plateau":
+                raise SuiteError(source, "split.val", f"is 0, but {role} uses the validation split (best_val selection, early stopping "
+                                 "or the plateau scheduler); give split.val a fraction > 0")
     if not 0 < spec.kd.temperature < math.inf:
         raise SuiteError(source, "kd.temperature", f"must be a finite number > 0, got {spec.kd.temperature}")
     for k in ("ce_weight", "kd_weight"):

@@ -151,7 +151,7 @@ def fit(
     forward; only valid when the recipe has no augmentation. Raises TrainingFault on a
     non-finite loss (naming the epoch and step), leaving nothing half-done behind."""
     gen = torch.Generator().manual_seed(seed)
-    opt, lr0 = make_optimizer(model, recipe)
+    opt, _ = make_optimizer(model, recipe)
     n = len(train)
     bs = min(recipe.batch_size, n)
     # A last batch of one image breaks BatchNorm's batch statistics: drop it.
