@@ -22,7 +22,7 @@ from .data.base import default_cache_dir, resolve_data_root
 from .determinism import configure_determinism, device_class, environment
 from .errors import DataError, KDBenchError, TrainingFault
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
-from .metrics import classification_metrics
+from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_params
 from .suite import Cell, Suite, spec_hash
 from .train import DeviceData, channel_stats, fit, predict
@@ -254,6 +254,9 @@ class Runner:
                 self.log(f"[{i}/{len(cells)}] {cell.id}")
                 t0 = time.perf_counter()
                 res = self.run_cell(cell)
+                if res["status"] == "ok":
+                    # Per-epoch history as CSV beside the result (the JSON holds it too).
+                    atomic_write_bytes(self.result_path(cell).with_suffix(".history.csv"), history_csv(res["student"]["history"]).encode())
                 atomic_write_json(self.result_path(cell), res)
                 results.append(res)
                 if res["status"] == "ok":
@@ -318,7 +321,7 @@ class Runner:
         metrics[f"teacher_test_top1_{t_stat}"] = classification_metrics(teacher_test, y, p.data.num_classes, ("top1",))["top1"]
         state = {k: v.detach().cpu() for k, v in student.state_dict().items()}
         return dict(
-            base, status="ok", metrics=metrics,
+            base, status="ok", metrics=metrics, report=per_class_report(logits, y, p.data.classes),
             params={"student": count_params(student), "teacher": count_params(teacher)},
             teacher={"logits": ("computed once on the training split (no augmentation)" if not spec.student.augment else "computed every step") if distil else "not used in training",
                      "chain": chain_info, "cache_key": tinfo["key"], "weights_sha256": tinfo["weights_sha256"], "from_cache": tinfo["cached"], "history": tinfo["history"], "selected_epoch": tinfo["selected_epoch"]},
@@ -326,6 +329,18 @@ class Runner:
             timing={"cell_seconds": round(time.perf_counter() - t0, 3)},
             finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
+
+
+def history_csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    columns = ["epoch", "train_loss", "train_ce", "train_kd", "val_top1", "lr", "epoch_seconds", "max_memory_mib"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def load_results(suite: Suite, results_dir: Path) -> dict[str, dict]:

@@ -25,7 +25,12 @@ from .registry import suggest
 
 METHODS = ("none", "kd", "dkd", "takd")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
-METRICS = ("top1", "top3", "top5", "f1_macro", "agreement")
+# The metric names a suite may ask for (kdbench.metrics.METRIC_NAMES, repeated here so that
+# loading a suite does not import torchmetrics).
+METRICS = (
+    "top1", "top3", "top5", "precision_micro", "precision_macro", "precision_weighted", "recall_micro", "recall_macro",
+    "recall_weighted", "f1_micro", "f1_macro", "f1_weighted", "auroc_macro", "auroc_weighted", "ece", "agreement", "kl_teacher",
+)
 AUGMENTATIONS = ("flip", "crop")
 
 

@@ -112,3 +112,13 @@ def test_skipped_bad_images_are_counted_in_every_result(tmp_path, capsys):
     [res] = [json.loads(f.read_text()) for f in (tmp_path / "r" / "folder").glob("*.json")]
     assert res["data"]["skipped_files"] == 1 and res["data"]["skipped_examples"][0].endswith("3.png")
     assert res["data"]["n_train"] + res["data"]["n_val"] == 11
+
+
+def test_history_csv_beside_each_result(tmp_path):
+    kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--cells", "*cnn_tiny*none*", *QUICK, tmp=tmp_path, check=True)
+    [csv_file] = list((tmp_path / "r" / "smoke").glob("*.history.csv"))
+    lines = csv_file.read_text().splitlines()
+    assert lines[0] == "epoch,train_loss,train_ce,train_kd,val_top1,lr,epoch_seconds,max_memory_mib"
+    assert len(lines) == 2 and lines[1].startswith("1,")
+    res = json.loads(csv_file.with_name(csv_file.name.replace(".history.csv", ".json")).read_text())
+    assert len(res["report"]["confusion_matrix"]) == 10

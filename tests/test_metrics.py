@@ -1,0 +1,30 @@
+"""Metrics against hand-computed values on a small case."""
+
+import pytest
+import torch
+
+from kdbench.metrics import METRIC_NAMES, classification_metrics, per_class_report
+from kdbench.suite import METRICS
+
+
+def test_suite_and_metrics_module_agree_on_names():
+    assert METRICS == METRIC_NAMES
+
+
+def test_values_on_a_small_case():
+    # 4 images, 3 classes: predictions 0, 1, 1, 2 for labels 0, 1, 2, 2.
+    logits = torch.tensor([[3.0, 0, 0], [0, 3.0, 0], [0, 3.0, 1.0], [0, 0, 3.0]])
+    labels = torch.tensor([0, 1, 2, 2])
+    teacher = torch.tensor([[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0], [0, 0, 3.0]])
+    m = classification_metrics(logits, labels, 3, METRICS, teacher)
+    assert m["top1"] == pytest.approx(0.75)
+    assert m["top3"] == 1.0
+    assert m["recall_macro"] == pytest.approx((1 + 1 + 0.5) / 3)
+    assert m["precision_macro"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert m["f1_micro"] == pytest.approx(0.75)
+    assert m["agreement"] == pytest.approx(0.75)
+    assert m["kl_teacher"] > 0 and 0 <= m["ece"] <= 1 and 0.5 <= m["auroc_macro"] <= 1
+    assert classification_metrics(logits, labels, 3, ("kl_teacher",), logits)["kl_teacher"] == pytest.approx(0.0, abs=1e-6)
+    rep = per_class_report(logits, labels, ["a", "b", "c"])
+    assert rep["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    assert rep["per_class"][2] == {"class": "c", "precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
