@@ -164,6 +164,19 @@ def cmd_bench_report(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from tabulate import tabulate
+
+    from .predict import predict_images
+
+    rows = []
+    for r in predict_images(Path(args.result), [Path(i) for i in args.images], args.top_k):
+        for rank, t in enumerate(r["top"], 1):
+            rows.append([r["image"] if rank == 1 else "", rank, t["class"], f"{100 * t['probability']:.2f}"])
+    print(tabulate(rows, ["image", "rank", "class", "probability %"], tablefmt="github"))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="kdbench", description="Reproducible knowledge-distillation benchmarks.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -180,6 +193,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device-class", default="cpu", help="cpu, cuda-sm90, …")
     p.add_argument("--out", help="output file (default: reports/SUITE-DEVICECLASS.md)")
     p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("predict", help="classify images with the student of a finished cell")
+    p.add_argument("result", help="results/<suite>/<cell-id>.json")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=int, default=3)
+    p.set_defaults(fn=cmd_predict)
     p = sub.add_parser("bench-report", help="Markdown tables from a pytest-benchmark JSON file")
     p.add_argument("json")
     p.add_argument("--out", help="output file (default: the JSON's name with .md)")

@@ -23,7 +23,7 @@ from .determinism import configure_determinism, device_class, environment
 from .errors import DataError, KDBenchError, TrainingFault
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
 from .metrics import classification_metrics, per_class_report
-from .models import build_model, count_params
+from .models import build_model, count_flops, count_params
 from .suite import Cell, Suite, spec_hash
 from .train import DeviceData, channel_stats, fit, predict
 
@@ -255,8 +255,10 @@ class Runner:
                 t0 = time.perf_counter()
                 res = self.run_cell(cell)
                 if res["status"] == "ok":
-                    # Per-epoch history as CSV beside the result (the JSON holds it too).
+                    # Per-epoch history as CSV and the student's weights beside the result
+                    # (written before it: a result file means its companions are complete).
                     atomic_write_bytes(self.result_path(cell).with_suffix(".history.csv"), history_csv(res["student"]["history"]).encode())
+                    atomic_write_bytes(self.result_path(cell).with_suffix(".pt"), state_dict_bytes(self._last_student_state))
                 atomic_write_json(self.result_path(cell), res)
                 results.append(res)
                 if res["status"] == "ok":
@@ -308,7 +310,11 @@ class Runner:
                      stage=f"student {cell.student} [{cell.method}]", teacher=source if distil else None, kd=spec.kd if distil else None,
                      method="dkd" if cell.method == "dkd" else "kd",
                      teacher_logits=cached_logits, log=self.log)
-            logits = predict(student, p.test, 512, policy, self.device)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            t_inf = time.perf_counter()
+            logits = predict(student, p.test, 512, policy, self.device)  # returns on the CPU: synchronised
+            inference_s = time.perf_counter() - t_inf
         except TrainingFault as e:
             return dict(base, status="failed", failure={"reason": str(e), "stage": e.stage, "epoch": e.epoch, "step": e.step})
         except torch.cuda.OutOfMemoryError:
@@ -320,9 +326,16 @@ class Runner:
         t_stat = "last" if spec.teacher.select == "last" else "bestval"
         metrics[f"teacher_test_top1_{t_stat}"] = classification_metrics(teacher_test, y, p.data.num_classes, ("top1",))["top1"]
         state = {k: v.detach().cpu() for k, v in student.state_dict().items()}
+        self._last_student_state = state
         return dict(
             base, status="ok", metrics=metrics, report=per_class_report(logits, y, p.data.classes),
             params={"student": count_params(student), "teacher": count_params(teacher)},
+            cost={"student_flops_per_image": count_flops(student, p.data.channels, p.data.image_size),
+                  "teacher_flops_per_image": count_flops(teacher, p.data.channels, p.data.image_size),
+                  "student_test_images_per_s": round(len(p.test) / inference_s, 1),
+                  "note": "images/s: the whole test split at batch 512 in the cell's precision, host-timed, one pass"},
+            normalisation={"mean": p.train.mean.flatten().tolist(), "std": p.train.std.flatten().tolist(), "classes": p.data.classes,
+                           "image_size": p.data.image_size, "channels": p.data.channels},
             teacher={"logits": ("computed once on the training split (no augmentation)" if not spec.student.augment else "computed every step") if distil else "not used in training",
                      "chain": chain_info, "cache_key": tinfo["key"], "weights_sha256": tinfo["weights_sha256"], "from_cache": tinfo["cached"], "history": tinfo["history"], "selected_epoch": tinfo["selected_epoch"]},
             student={"weights_sha256": tensors_sha256(state), "history": fr.history, "selected_epoch": fr.selected_epoch, "stopped_early": fr.stopped_early, "train_seconds": fr.train_seconds},

@@ -122,3 +122,27 @@ def test_history_csv_beside_each_result(tmp_path):
     assert len(lines) == 2 and lines[1].startswith("1,")
     res = json.loads(csv_file.with_name(csv_file.name.replace(".history.csv", ".json")).read_text())
     assert len(res["report"]["confusion_matrix"]) == 10
+
+
+def test_predict_single_images_with_a_trained_student(tmp_path):
+    import torch
+    from PIL import Image
+
+    from kdbench.data import DATASETS
+    from kdbench.predict import load_student
+
+    kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--cells", "*cnn_tiny*none*", *QUICK, tmp=tmp_path, check=True)
+    [result] = list((tmp_path / "r" / "smoke").glob("*.json"))
+    data = DATASETS.get("fmnist-smoke").load(Path("/unused"), False, tmp_path)
+    Image.fromarray(data.test_x[7, 0].numpy()).save(tmp_path / "shoe.png")  # lossless: same pixels
+    proc = kdbench("predict", str(result), str(tmp_path / "shoe.png"), "--top-k", "2", tmp=tmp_path, check=True)
+    model, norm = load_student(result)
+    x = (data.test_x[7:8].float() / 255 - torch.tensor(norm["mean"]).view(1, -1, 1, 1)) / torch.tensor(norm["std"]).view(1, -1, 1, 1)
+    expected = norm["classes"][int(model(x).argmax())]
+    assert f"|      1 | {expected}" in proc.stdout.replace(str(tmp_path / "shoe.png"), "")
+    res = json.loads(result.read_text())
+    assert res["cost"]["student_flops_per_image"] > 0 and res["cost"]["student_test_images_per_s"] > 0
+    # Damaged weights are refused, not used.
+    result.with_suffix(".pt").write_bytes(b"garbage")
+    bad = kdbench("predict", str(result), str(tmp_path / "shoe.png"), tmp=tmp_path)
+    assert bad.returncode == 2 and "weights do not match the sha256" in bad.stderr and "Traceback" not in bad.stderr

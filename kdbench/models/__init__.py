@@ -52,4 +52,20 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def count_flops(model: nn.Module, in_chans: int, image_size: int) -> int:
+    """FLOPs of one forward pass on one image (torch's FlopCounterMode: 2 per multiply-add,
+    convolutions and matmuls only), in eval mode, on a CPU copy of the input's shape."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, in_chans, image_size, image_size, device=device))
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
 from . import cifar_zoo, cnn, resnet_cifar, s1_students  # noqa: E402,F401  (register their models)
