@@ -18,7 +18,7 @@ import torch
 
 from . import precision as prec
 from .data import ImageData, Split, dataset_source, make_split
-from .data.base import default_cache_dir, resolve_data_root
+from .data.base import default_cache_dir, resolve_data_root, restrict_classes
 from .determinism import configure_determinism, device_class, environment
 from .errors import DataError, KDBenchError, TrainingFault
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
@@ -131,7 +131,9 @@ class Runner:
     def prepare(self, name: str) -> Prepared:
         if name in self._prepared:
             return self._prepared[name]
-        data = dataset_source(name).load(self.data_root, self.opts.download, self.opts.cache_dir, skip_bad_images=self.suite.spec.data.skip_bad_images)
+        ds = self.suite.spec.data
+        data = dataset_source(name).load(self.data_root, self.opts.download, self.opts.cache_dir, skip_bad_images=ds.skip_bad_images, classes=ds.classes)
+        data = restrict_classes(data, ds.classes)
         sp = self.suite.spec.split
         if data.test_x is None and sp.test <= 0:
             raise DataError(f"dataset {name!r} ({data.location}) has no test split; give split.test a fraction > 0 in {self.suite.source}")

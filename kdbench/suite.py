@@ -31,7 +31,7 @@ METRICS = (
     "top1", "top3", "top5", "precision_micro", "precision_macro", "precision_weighted", "recall_micro", "recall_macro",
     "recall_weighted", "f1_micro", "f1_macro", "f1_weighted", "auroc_macro", "auroc_weighted", "ece", "agreement", "kl_teacher",
 )
-AUGMENTATIONS = ("flip", "crop")
+AUGMENTATIONS = ("flip", "crop", "rotate", "color")
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,9 @@ class DataSpec:
     # Leave images that cannot be decoded out (logged, counted in every result) instead of
     # stopping with an error. The data fingerprint still covers the bad files.
     skip_bad_images: bool = False
+    # Keep only these classes (relabelled in this order), e.g. a binary task cut from a
+    # larger set. Image folders then decode only these classes.
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -349,6 +352,8 @@ def validate(spec: SuiteSpec, source: str) -> None:
         v = getattr(sp, k)
         if not 0 <= v <= 1:
             raise SuiteError(source, f"split.{k}", f"must be in [0, 1], got {v}")
+    if len(spec.data.classes) == 1 or len(set(spec.data.classes)) != len(spec.data.classes):
+        raise SuiteError(source, "data.classes", f"needs at least two distinct classes, got {list(spec.data.classes)}")
     if sp.max_per_class < 0:
         raise SuiteError(source, "split.max_per_class", f"must be ≥ 0 (0 keeps every image), got {sp.max_per_class}")
     if sp.train <= 0:

@@ -232,3 +232,17 @@ def test_intel_image_kaggle_layout(tmp_path):
     assert d.train_x.shape == (6, 3, 150, 150) and d.test_x.shape == (6, 3, 150, 150)
     with pytest.raises(DataError, match="Kaggle"):
         DATASETS.get("intel-image").load(tmp_path / "empty", False, tmp_path / "cache")
+
+
+def test_class_subset_relabels_and_decodes_only_those(tmp_path):
+    from kdbench.data.base import restrict_classes
+
+    make_tree(tmp_path / "cifar10-jpeg")
+    d = DATASETS.get("cifar10-jpeg").load(tmp_path, False, tmp_path / "cache", classes=("dog",))
+    assert d.classes == ["dog"] and d.train_y.tolist() == [0, 0, 0]
+    with pytest.raises(DataError, match="no class folder 'dgo' \\(did you mean 'dog'"):
+        DATASETS.get("cifar10-jpeg").load(tmp_path, False, tmp_path / "cache", classes=("dgo",))
+    smoke = DATASETS.get("fmnist-smoke").load(Path("/unused"), False, tmp_path)
+    two = restrict_classes(smoke, ("Sneaker", "T-shirt/top"))
+    assert two.classes == ["Sneaker", "T-shirt/top"] and two.train_x.shape[0] == 400
+    assert torch.equal(two.train_x[two.train_y == 1], smoke.train_x[smoke.train_y == 0])

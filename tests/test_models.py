@@ -29,7 +29,7 @@ EXPECTED_PARAMS = {
     "resnet8x4": 1_210_410, "resnet32x4": 7_410_730, "resnet20": 272_474, "resnet56": 855_770,
     "wrn_16_2": 691_674, "wrn_40_2": 2_243_546, "vgg8": 3_918_858, "vgg13": 9_416_010, "vgg16": 14_728_266,
     "simplenet": 347_962, "student_light": 2_175_626, "student_resnet": 166_618, "student_separable": 154_826,
-    "student_dwskip": 154_826, "rescnn_b4": 1_228_970, "rescnn_b6": 1_542_954, "rescnn_b8": 2_797_610, "rescnn_b10": 3_111_594,
+    "student_dwskip": 154_826, "rescnn_b4": 1_228_970, "rescnn_b6": 1_542_954, "rescnn_b8": 2_797_610, "rescnn_b10": 3_111_594, "tv_resnet50_dropout": 23_528_522,
 }
 
 

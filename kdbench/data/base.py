@@ -83,6 +83,32 @@ class ImageData:
             raise DataError(f"{self.name}: no training images for class(es) {', '.join(empty)}")
 
 
+def restrict_classes(data: ImageData, keep: tuple[str, ...]) -> ImageData:
+    """Only the images of ``keep``, relabelled 0… in that order (a no-op when the source
+    already restricted itself, as image folders do before decoding)."""
+    if not keep or list(keep) == data.classes:
+        return data
+    from ..registry import suggest
+
+    for c in keep:
+        if c not in data.classes:
+            raise DataError(f"{data.name}: no class {c!r}{suggest(c, data.classes)}; classes: {', '.join(data.classes)}")
+    old = torch.tensor([data.classes.index(c) for c in keep])
+    remap = torch.full((len(data.classes),), -1, dtype=torch.int64)
+    remap[old] = torch.arange(len(keep))
+
+    def part(x, y):
+        if x is None:
+            return None, None
+        mask = remap[y] >= 0
+        return x[mask], remap[y[mask]]
+
+    tx, ty = part(data.train_x, data.train_y)
+    vx, vy = part(data.test_x, data.test_y)
+    return ImageData(data.name, list(keep), tx, ty, vx, vy, data.fingerprint, data.location,
+                     (data.notes + f"; classes kept: {', '.join(keep)}").lstrip("; "), data.skipped_files)
+
+
 @dataclass(frozen=True)
 class DatasetSource:
     name: str

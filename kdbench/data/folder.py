@@ -17,18 +17,25 @@ import torch
 
 from ..errors import DataError
 from ..io import atomic_write_bytes, state_dict_bytes, tensors_sha256
+from ..registry import suggest
 from .base import ImageData, missing, register_dataset, sha256_files
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def list_images(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+def list_images(folder: Path, keep: tuple[str, ...] = ()) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names and (file, label) pairs; with ``keep``, only those classes, in that order."""
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
     if not classes:
         raise DataError(f"{folder}: no class folders inside (expected {folder}/<class>/<image>)")
+    if keep:
+        for c in keep:
+            if c not in classes:
+                raise DataError(f"{folder}: no class folder {c!r}{suggest(c, classes)}; classes: {', '.join(classes)}")
+        classes = list(keep)
     items = []
     for ci, c in enumerate(classes):
         files = sorted(p for p in (folder / c).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
@@ -103,18 +110,20 @@ def read_decoded_cache(path: Path, fingerprint: str) -> dict | None:
 
 
 def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: int, mode: str, cache_dir: Path, notes: str = "",
-                    skip_bad_images: bool = False) -> ImageData:
-    """Load ``top/<train>/<class>/*`` and, if given, ``top/<test>/<class>/*``."""
+                    skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
+    """Load ``top/<train>/<class>/*`` and, if given, ``top/<test>/<class>/*`` (only ``classes``
+    when given: the others are never decoded)."""
     train_dir = top / parts[0]
-    classes, train_items = list_images(train_dir)
+    keep = classes
+    classes, train_items = list_images(train_dir, keep)
     test_items: list[tuple[Path, int]] = []
     if parts[1] is not None:
-        test_classes, test_items = list_images(top / parts[1])
+        test_classes, test_items = list_images(top / parts[1], keep)
         if test_classes != classes:
             raise DataError(f"{name}: class folders differ between {parts[0]}/ and {parts[1]}/: {classes} vs {test_classes}")
     files = [p for p, _ in train_items + test_items]
     fp = tree_fingerprint(top, files)
-    cache = cache_dir / "decoded" / f"{name}-{fp[:16]}-{size}{mode}.pt"
+    cache = cache_dir / "decoded" / f"{name}-{fp[:16]}-{size}{mode}.pt"  # fp covers the classes kept
     blob = read_decoded_cache(cache, fp)
     if blob is None:
         print(f"[data] decoding {len(files)} images of {name} (once; cached in {cache.parent})", flush=True)
@@ -151,7 +160,7 @@ def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: i
 @register_dataset(
     "cifar10-jpeg", has_test_split=True, description="CIFAR-10 as an image-folder tree of JPEGs (train/ test/), 32×32 RGB"
 )
-def load_cifar10_jpeg(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
+def load_cifar10_jpeg(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     top = root / "cifar10-jpeg"
     if not (top / "train").is_dir():
         raise missing(
@@ -161,25 +170,25 @@ def load_cifar10_jpeg(root: Path, download: bool, cache_dir: Path, skip_bad_imag
         )
     return load_image_tree(
         "cifar10-jpeg", top, ("train", "test"), 32, "RGB", cache_dir,
-        notes="JPEG re-encoded CIFAR-10 (quality 75): pixels differ from the original arrays", skip_bad_images=skip_bad_images,
+        notes="JPEG re-encoded CIFAR-10 (quality 75): pixels differ from the original arrays", skip_bad_images=skip_bad_images, classes=classes,
     )
 
 
 @register_dataset(
     "imagenette-224", has_test_split=True, description="Imagenette, 224×224 image folders train/ val/ (val used as test)"
 )
-def load_imagenette(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
+def load_imagenette(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     top = root / "imagenette-224"
     if not (top / "train").is_dir():
         raise missing("imagenette-224", [top / "train", top / "val"], "Expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG.")
-    return load_image_tree("imagenette-224", top, ("train", "val"), 224, "RGB", cache_dir, skip_bad_images=skip_bad_images)
+    return load_image_tree("imagenette-224", top, ("train", "val"), 224, "RGB", cache_dir, skip_bad_images=skip_bad_images, classes=classes)
 
 
 CIFAR10_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 
 @register_dataset("cifar10", has_test_split=True, description="CIFAR-10 in torchvision's format (cifar-10-batches-py)")
-def load_cifar10(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
+def load_cifar10(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     top = root / "cifar-10-batches-py"
     if not top.is_dir() and download:
         import torchvision
@@ -231,20 +240,20 @@ def generic_folder_source(name: str):
     except ValueError:
         raise DataError(f"dataset {name!r}: SIZE must be an integer ≥ 8, got {size_text!r}") from None
 
-    def load(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
+    def load(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
         top = Path(path) if Path(path).is_absolute() else root / path
         if not (top / "train").is_dir():
             raise missing(name, [top / "train"], "Expected train/<class>/<image> (and optionally test/<class>/<image>).")
         test = "test" if (top / "test").is_dir() else None
         safe = "folder-" + hashlib.sha256(str(top).encode()).hexdigest()[:8]
-        return load_image_tree(safe, top, ("train", test), size, "RGB", cache_dir, notes=f"image folder {top}", skip_bad_images=skip_bad_images)
+        return load_image_tree(safe, top, ("train", test), size, "RGB", cache_dir, notes=f"image folder {top}", skip_bad_images=skip_bad_images, classes=classes)
 
     # has_test_split is only known once the folder is seen: the runner checks it then.
     return DatasetSource(name, load, has_test_split=None, description=f"image folder {path} at {size}×{size}")
 
 
 @register_dataset("eurosat", has_test_split=False, description="EuroSAT RGB, 27,000 64×64 images, 10 classes, no test split (S1)")
-def load_eurosat(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
+def load_eurosat(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     # torchvision's download unpacks to eurosat/2750/; the Zenodo zip to EuroSAT_RGB/.
     candidates = [root / "eurosat" / "2750", root / "EuroSAT_RGB", root / "eurosat"]
     found = next((c for c in candidates if c.is_dir() and any(d.is_dir() for d in c.iterdir())), None)
@@ -255,16 +264,16 @@ def load_eurosat(root: Path, download: bool, cache_dir: Path, skip_bad_images: b
         found = candidates[0] if candidates[0].is_dir() else None
     if found is None:
         raise missing("eurosat", candidates, "Run again with --download (needs a network) or unpack EuroSAT_RGB.zip under the data root.")
-    return load_image_tree("eurosat", found.parent, (found.name, None), 64, "RGB", cache_dir, skip_bad_images=skip_bad_images)
+    return load_image_tree("eurosat", found.parent, (found.name, None), 64, "RGB", cache_dir, skip_bad_images=skip_bad_images, classes=classes)
 
 
 @register_dataset("intel-image", has_test_split=True, description="Intel Image Classification, 150×150, 6 classes (S4)")
-def load_intel_image(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
+def load_intel_image(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     # Kaggle's archive nests each part once more: seg_train/seg_train/<class>/.
     top = root / "intel-image"
     for train, test in (("seg_train/seg_train", "seg_test/seg_test"), ("seg_train", "seg_test")):
         if (top / train).is_dir() and (top / test).is_dir() and any(d.is_dir() and not d.name.startswith("seg_") for d in (top / train).iterdir()):
-            return load_image_tree("intel-image", top, (train, test), 150, "RGB", cache_dir, skip_bad_images=skip_bad_images)
+            return load_image_tree("intel-image", top, (train, test), 150, "RGB", cache_dir, skip_bad_images=skip_bad_images, classes=classes)
     raise missing(
         "intel-image", [top / "seg_train" / "seg_train", top / "seg_train"],
         "Download 'Intel Image Classification' from Kaggle (it needs an account) and unpack it as intel-image/ under the data root.",

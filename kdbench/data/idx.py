@@ -71,7 +71,7 @@ def find_fmnist(root: Path) -> Path | None:
 
 
 @register_dataset("fashion-mnist", has_test_split=True, description="Fashion-MNIST, 60k/10k 28×28 grey, 10 classes")
-def load_fashion_mnist(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
+def load_fashion_mnist(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     folder = find_fmnist(root)
     if folder is None and download:
         import torchvision
@@ -91,6 +91,6 @@ def load_fashion_mnist(root: Path, download: bool, cache_dir: Path, skip_bad_ima
 @register_dataset(
     "fmnist-smoke", has_test_split=True, description="Fashion-MNIST subset shipped with kdbench: 2,000 train / 500 test"
 )
-def load_fmnist_smoke(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False) -> ImageData:
+def load_fmnist_smoke(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     # Ships inside the package (see smoke/PROVENANCE.md); the data root is not used.
     return load_idx_set("fmnist-smoke", SMOKE_DIR, FMNIST_CLASSES, notes="subset of Fashion-MNIST; see kdbench/data/smoke/PROVENANCE.md")
