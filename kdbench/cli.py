@@ -17,12 +17,20 @@ def _suite_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a suite field, e.g. --set student.epochs=2 (validated like the file)")
     p.add_argument("--tiny", action="store_true", help="a few images per class, one epoch: checks every cell end to end quickly")
+    p.add_argument("--sweep", metavar="FIELD=V1,V2,…",
+                   help="run every cell once per value of one teacher.*, student.* or kd.* field, e.g. --sweep kd.temperature=1,4,8")
 
 
 def _overrides(args) -> tuple[str, ...]:
     from .suite import TINY_OVERRIDES
 
-    return (TINY_OVERRIDES if args.tiny else ()) + tuple(args.overrides)
+    sweep = ()
+    if args.sweep:
+        if "=" not in args.sweep:
+            raise KDBenchError(f"--sweep expects FIELD=V1,V2,…, got {args.sweep!r}")
+        field, values = args.sweep.split("=", 1)
+        sweep = (f"sweep={{field: '{field.strip()}', values: [{values}]}}",)
+    return (TINY_OVERRIDES if args.tiny else ()) + tuple(args.overrides) + sweep
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -57,13 +65,28 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _report(suite, results_dir: Path, device_class: str, out: Path | None) -> str:
+def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=None) -> str:
+    """The suite's page; with ``out``, also its figures (beside it, under figures/) and the page file."""
+    import os
+
     from .golden import load_golden
     from .report import suite_page
     from .runner import load_results
 
     results = {k: v for k, v in load_results(suite, results_dir).items() if v["environment"]["device_class"] == device_class}
-    page = suite_page(suite.name, suite.spec.description, results, load_golden(suite.name, device_class), device_class)
+    figures: dict[str, str] = {}
+    if out is not None and results and not getattr(args, "no_figures", False):
+        from .figures import draw_all
+
+        fig_dir = out.parent / "figures" / out.stem
+        made = draw_all(results, fig_dir)
+        if getattr(args, "gradcam", False):
+            from .gradcam import suite_gradcam
+
+            made.update(suite_gradcam(suite, results, results_dir, fig_dir, Path(args.data_root) if args.data_root else None,
+                                      Path(args.cache) if args.cache else None, log=lambda m: print(m, file=sys.stderr)))
+        figures = {k: Path(os.path.relpath(v, out.parent)).as_posix() for k, v in made.items()}
+    page = suite_page(suite.name, suite.spec.description, results, load_golden(suite.name, device_class), device_class, figures)
     if out is not None:
         from .io import atomic_write_bytes
 
@@ -96,7 +119,7 @@ def cmd_report(args) -> int:
 
     suite = load_suite(args.suite, _overrides(args))
     out = Path(args.out) if args.out else REPORTS_DIR / f"{suite.name}-{args.device_class}.md"
-    print(_report(suite, Path(args.results), args.device_class, out))
+    print(_report(suite, Path(args.results), args.device_class, out, args))
     print(f"written to {out}", file=sys.stderr)
     return 0
 
@@ -191,7 +214,12 @@ def parser() -> argparse.ArgumentParser:
     _suite_args(p)
     p.add_argument("--results", default="results")
     p.add_argument("--device-class", default="cpu", help="cpu, cuda-sm90, …")
-    p.add_argument("--out", help="output file (default: reports/SUITE-DEVICECLASS.md)")
+    p.add_argument("--out", help="output file (default: reports/SUITE-DEVICECLASS.md); figures go to figures/ beside it")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--gradcam", action="store_true",
+                   help="also Grad-CAM maps per student and best vs worst (loads the students' weights and the test images)")
+    p.add_argument("--data-root", help="where datasets live, for --gradcam (default: $KDBENCH_DATA, then ~/.cache/kdbench/data)")
+    p.add_argument("--cache", help="cache folder for decoded data, for --gradcam")
     p.set_defaults(fn=cmd_report)
     p = sub.add_parser("predict", help="classify images with the student of a finished cell")
     p.add_argument("result", help="results/<suite>/<cell-id>.json")

@@ -4,6 +4,7 @@ with its reason. Written only by ``kdbench golden update``; tests only read them
 from __future__ import annotations
 
 import datetime as dt
+import re
 import statistics
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def load_golden(suite: str, device_class: str, root: Path = GOLDEN_DIR) -> dict 
 
 
 def seedless(cell_id: str) -> str:
-    return cell_id.rsplit("__s", 1)[0]
+    """The cell id without its seed part (which a sweep's FIELD=VALUE part may follow)."""
+    return re.sub(r"__s\d+(?=__|$)", "", cell_id)
 
 
 def build_golden(suite: str, device_class: str, pinned: dict[str, dict], spread: dict[str, list[dict]], produced_by: dict) -> dict:

@@ -20,7 +20,7 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
     for cid, r in sorted(by_id.items()):
         c = r["cell"]
         teacher = " → ".join([c["teacher"], *c.get("assistants", [])])
-        row = {"cell": cid, "dataset": c["dataset"], "teacher": teacher, "student": c["student"], "method": c["method"],
+        row = {"cell": cid, "variant": c.get("variant", ""), "dataset": c["dataset"], "teacher": teacher, "student": c["student"], "method": c["method"],
                "precision": c["precision"], "seed": c["seed"], "status": r["status"]}
         if r["status"] != "ok":
             row["note"] = r["failure"]["reason"]
@@ -42,7 +42,7 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
                 row["in_band"] = "data changed"
         if c["method"] != "none":
             alone = next((o for o in by_id.values() if o["cell"]["method"] == "none" and all(
-                o["cell"][k] == c[k] for k in ("dataset", "teacher", "student", "precision", "seed"))), None)
+                o["cell"].get(k) == c.get(k) for k in ("dataset", "teacher", "student", "precision", "seed", "variant"))), None)
             if alone and alone["status"] == "ok":
                 row["gain"] = row["top1"] - alone["metrics"][top1_key]
         rows.append(row)
@@ -51,22 +51,77 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
 
 def markdown_table(results: dict[str, dict], golden: dict | None) -> str:
     rows = result_rows(results, golden)
-    headers = ["dataset", "teacher", "student", "method", "precision", "seed", "test top-1 %", "golden band %", "in band",
-               "KD gain (pp)", "F1 macro %", "agreement %", "teacher top-1 %", "student params", "teacher params"]
+    swept = any(r["variant"] for r in rows)
+    headers = ["dataset", "teacher", "student", "method", "precision", "seed", *(["sweep"] if swept else []), "test top-1 %",
+               "golden band %", "in band", "KD gain (pp)", "F1 macro %", "agreement %", "teacher top-1 %", "student params", "teacher params"]
     table = []
     for r in rows:
+        head = [r["dataset"], r["teacher"], r["student"], r["method"], r["precision"], r["seed"], *([r["variant"]] if swept else [])]
         if r["status"] != "ok":
-            table.append([r["dataset"], r["teacher"], r["student"], r["method"], r["precision"], r["seed"], "FAILED", "", "", "", "", "", "", "", r.get("note", "")])
+            table.append(head + [r["status"].upper(), "", "", "", "", "", "", "", r.get("note", "")])
             continue
         gain = r.get("gain")
-        table.append([r["dataset"], r["teacher"], r["student"], r["method"], r["precision"], r["seed"], _fmt(r["top1"]),
-                      r.get("band", "—"), r.get("in_band", "—"), f"{100 * gain:+.2f}" if gain is not None else "—",
-                      _fmt(r["f1"]), _fmt(r["agreement"]), _fmt(r["teacher_top1"]),
-                      _fmt(r["params_student"], False), _fmt(r["params_teacher"], False)])
+        table.append(head + [_fmt(r["top1"]), r.get("band", "—"), r.get("in_band", "—"), f"{100 * gain:+.2f}" if gain is not None else "—",
+                             _fmt(r["f1"]), _fmt(r["agreement"]), _fmt(r["teacher_top1"]),
+                             _fmt(r["params_student"], False), _fmt(r["params_teacher"], False)])
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def suite_page(suite_name: str, description: str, results: dict[str, dict], golden: dict | None, device_class: str) -> str:
+def precision_table(results: dict[str, dict]) -> str | None:
+    """Each student at each precision side by side, with the test top-1 delta against the
+    same cell at fp32 (None when the suite has one precision)."""
+    rows = result_rows(results, None)
+    precisions = [p for p in ("fp32", "tf32", "bf16", "fp16", "fp8") if any(r["precision"] == p for r in rows)]
+    if len(precisions) < 2:
+        return None
+    groups: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        key = (r["dataset"], r["teacher"], r["student"], r["method"], r["seed"], r["variant"])
+        groups.setdefault(key, {})[r["precision"]] = r
+    table = []
+    for key, by_p in sorted(groups.items()):
+        base = by_p.get("fp32")
+        line = [*key[:5], *([key[5]] if any(k[5] for k in groups) else [])]
+        for p in precisions:
+            r = by_p.get(p)
+            if r is None:
+                line.append("—")
+            elif r["status"] != "ok":
+                line.append(r["status"])
+            elif p == "fp32" or base is None or base["status"] != "ok":
+                line.append(_fmt(r["top1"]))
+            else:
+                line.append(f"{_fmt(r['top1'])} ({100 * (r['top1'] - base['top1']):+.2f})")
+        table.append(line)
+    swept = any(k[5] for k in groups)
+    headers = ["dataset", "teacher", "student", "method", "seed", *(["sweep"] if swept else []),
+               *[f"{p} top-1 %" + ("" if p == "fp32" else " (Δ pp vs fp32)") for p in precisions]]
+    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def training_table(results: dict[str, dict]) -> str | None:
+    """Per cell: size, cost and how training ended (S4's run summary)."""
+    table = []
+    for _, r in sorted(results.items()):
+        if r["status"] != "ok":
+            continue
+        c, st, cost = r["cell"], r["student"], r.get("cost", {})
+        flops = cost.get("student_flops_per_image")
+        table.append([c["student"], c["method"], c["precision"], c["seed"], *([c["variant"]] if c.get("variant") else []),
+                      f"{r['params']['student']:,}", f"{flops / 1e6:,.1f}" if flops else "—",
+                      f"{st['selected_epoch']} / {len(st['history'])}", "yes" if st["stopped_early"] else "no",
+                      f"{st['train_seconds']:,.1f}", f"{cost['student_test_images_per_s']:,.0f}" if "student_test_images_per_s" in cost else "—"])
+    if not table:
+        return None
+    swept = any(r["cell"].get("variant") for r in results.values())
+    headers = ["student", "method", "precision", "seed", *(["sweep"] if swept else []), "params", "MFLOPs / image",
+               "epoch kept / run", "stopped early", "train s", "test images / s"]
+    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def suite_page(suite_name: str, description: str, results: dict[str, dict], golden: dict | None, device_class: str,
+               figures: dict[str, str] | None = None) -> str:
+    """The Markdown page of a suite; ``figures`` maps a figure's title to its path relative to the page."""
     any_r = next(iter(results.values()), None)
     stat = any_r["statistic"] if any_r else ""
     lines = [f"# Suite `{suite_name}` on `{device_class}`", ""]
@@ -79,6 +134,20 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
         markdown_table(results, golden),
         "",
     ]
+    by_precision = precision_table(results)
+    if by_precision:
+        lines += ["## Precision side by side", "", "Test top-1 per precision; in brackets the change against the same cell at fp32.", "",
+                  by_precision, ""]
+    summary = training_table(results)
+    if summary:
+        lines += ["## Training summary", "",
+                  "Epoch kept: the epoch whose weights were evaluated (best on validation, or the last). "
+                  "Test images / s: the whole test split at batch 512 in the cell's precision, one pass, host-timed.", "",
+                  summary, ""]
+    if figures:
+        lines += ["## Figures", ""]
+        for title, rel in figures.items():
+            lines += [f"### {title[0].upper() + title[1:]}", "", f"![{title}]({rel})", ""]
     if any_r:
         env = any_r["environment"]
         lines += [f"Environment: torch {env['torch']}, {env.get('gpu') or env['cpu']}, {env['torch_threads']} threads, "

@@ -6,6 +6,7 @@ the same configuration hash, so an interrupted run resumes where it stopped."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fnmatch
 import hashlib
@@ -25,7 +26,7 @@ from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, sta
 from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
 from .suite import Cell, Suite, spec_hash
-from .train import DeviceData, channel_stats, fit, predict
+from .train import DeviceData, fit, normalisation_stats, predict
 
 Log = Callable[[str], None]
 SCHEMA = 1
@@ -99,10 +100,10 @@ class Runner:
     # ----------------------------------------------------------------- configuration
 
     def cell_config(self, cell: Cell) -> dict:
-        s = self.suite.spec
+        s = self.suite.spec_of(cell)
         return {
             "cell": {"dataset": cell.dataset, "teacher": cell.teacher, "assistants": list(cell.assistants), "student": cell.student,
-                     "precision": cell.precision, "method": cell.method, "seed": cell.seed},
+                     "precision": cell.precision, "method": cell.method, "seed": cell.seed, "variant": cell.variant},
             "split": spec_hash(s.split),
             "data": spec_hash(s.data),
             "teacher_recipe": spec_hash(s.teacher),
@@ -140,7 +141,7 @@ class Runner:
         if data.test_x is not None and sp.test > 0:
             raise DataError(f"dataset {name!r} ({data.location}) has its own test split; set split.test to 0 in {self.suite.source}")
         split = make_split(data.train_y, data.classes, sp.seed, sp.val, sp.test, sp.max_per_class, data.test_y)
-        mean, std = channel_stats(data.train_x[split.train])
+        mean, std = normalisation_stats(data.train_x[split.train], ds.normalize)
         dev = self.device
 
         def part(x: torch.Tensor, y: torch.Tensor) -> DeviceData:
@@ -162,12 +163,12 @@ class Runner:
     def teacher_key(self, cell: Cell, p: Prepared) -> str:
         return spec_hash({
             "dataset": p.data.fingerprint, "split": p.split.fingerprint, "model": cell.teacher,
-            "recipe": spec_hash(self.suite.spec.teacher), "seed": cell.seed, "precision": cell.precision,
+            "recipe": spec_hash(self.suite.spec_of(cell).teacher), "seed": cell.seed, "precision": cell.precision,
             "device_class": self.device_class, "torch": torch.__version__, "code": self.code,
         })
 
     def teacher(self, cell: Cell, p: Prepared, policy: prec.Policy) -> tuple[torch.nn.Module, dict]:
-        spec = self.suite.spec
+        spec = self.suite.spec_of(cell)
 
         def train(model: torch.nn.Module):
             return fit(model, p.train, p.val, spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.log)
@@ -178,7 +179,7 @@ class Runner:
         """TAKD: distil each assistant from the model before it (student recipe, KD loss);
         every stage is cached like a teacher, keyed by the whole chain above it. Returns the
         last assistant, its record, and the records of every stage."""
-        spec = self.suite.spec
+        spec = self.suite.spec_of(cell)
         prev, prev_info = teacher, tinfo
         stages = []
         for name in cell.assistants:
@@ -277,12 +278,12 @@ class Runner:
         policy = prec.get_policy(cell.precision, self.device)
         prec.apply_global_flags(policy)
         config = self.cell_config(cell)
-        spec = self.suite.spec
+        spec = self.suite.spec_of(cell)
         stat = "last" if spec.student.select == "last" else "bestval"
         base = {
             "schema": SCHEMA, "suite": self.suite.name, "suite_file": self.suite.source, "cell_id": cell.id,
             "cell": config["cell"], "config_hash": spec_hash(config), "config": config,
-            "suite_spec": self.suite.config_dict(),
+            "suite_spec": dataclasses.asdict(spec),
             "fingerprints": {"dataset": p.data.fingerprint, "split": p.split.fingerprint, "code": self.code},
             "data": {"name": p.data.name, "location": p.data.location, "root_chosen_by": self.data_root_from, "notes": p.data.notes,
                      "skipped_files": len(p.data.skipped_files), "skipped_examples": p.data.skipped_files[:10],

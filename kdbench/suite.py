@@ -8,6 +8,7 @@ suggestion.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -73,6 +74,11 @@ class RecipeSpec:
     select: Literal["last", "best_val"] = "last"
     augment: tuple[str, ...] = ()
     label_smoothing: float = 0.0
+    # How an epoch's batches are drawn: "shuffle" visits every training image once (a seeded
+    # permutation); "class_balanced" draws as many images with replacement, each with
+    # probability ∝ 1 / its class's count (S1's WeightedRandomSampler), so rare classes are
+    # seen as often as common ones.
+    sampling: Literal["shuffle", "class_balanced"] = "shuffle"
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,10 @@ class DataSpec:
     # Keep only these classes (relabelled in this order), e.g. a binary task cut from a
     # larger set. Image folders then decode only these classes.
     classes: tuple[str, ...] = ()
+    # Input normalisation: "split" uses the training split's own per-channel mean and std;
+    # "imagenet" the ImageNet statistics that pretrained torchvision / timm weights expect
+    # (grey images use their average).
+    normalize: Literal["split", "imagenet"] = "split"
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,19 @@ class MatrixSpec:
 
 
 @dataclass(frozen=True)
+class SweepSpec:
+    """One recipe field tried at each listed value: every cell runs once per value, its id
+    ending in ``__FIELD=VALUE``. Only teacher.*, student.* and kd.* fields can be swept (data
+    and split are shared by all cells)."""
+
+    field: str
+    values: tuple[Union[bool, int, float, str], ...]  # noqa: UP007 (the builder reads this type)
+
+
+SWEEPABLE = ("teacher.", "student.", "kd.")
+
+
+@dataclass(frozen=True)
 class SuiteSpec:
     name: str
     matrix: MatrixSpec
@@ -139,6 +162,7 @@ class SuiteSpec:
     student: RecipeSpec = field(default_factory=RecipeSpec)
     kd: KDSpec = field(default_factory=KDSpec)
     metrics: tuple[str, ...] = ("top1", "f1_macro", "agreement")
+    sweep: SweepSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -154,11 +178,12 @@ class Cell:
     method: str
     seed: int
     assistants: tuple[str, ...] = ()  # takd only: the chain between teacher and student
+    variant: str = ""  # a sweep's FIELD=VALUE, "" without a sweep
 
     @property
     def id(self) -> str:
         chain = "~".join((self.teacher, *self.assistants))
-        parts = (self.dataset, chain, self.student, self.precision, self.method, f"s{self.seed}")
+        parts = (self.dataset, chain, self.student, self.precision, self.method, f"s{self.seed}") + ((self.variant,) if self.variant else ())
         return "__".join(p.replace("/", "-") for p in parts)
 
 
@@ -166,6 +191,8 @@ class Cell:
 class Suite:
     spec: SuiteSpec
     source: str  # the file it came from, for messages and provenance
+    # A sweep's variants: (FIELD=VALUE, the whole spec with that value set), each validated.
+    variants: tuple[tuple[str, SuiteSpec], ...] = ()
 
     @property
     def name(self) -> str:
@@ -181,13 +208,18 @@ class Suite:
     def cells(self) -> list[Cell]:
         m = self.spec.matrix
         return [
-            Cell(self.name, d, c[0], c[-1], p, meth, seed, tuple(c[1:-1]) if meth == "takd" else ())
+            Cell(self.name, d, c[0], c[-1], p, meth, seed, tuple(c[1:-1]) if meth == "takd" else (), label)
+            for label in ([v for v, _ in self.variants] or [""])
             for d in m.datasets
             for c in self.chains()
             for p in m.precisions
             for meth in m.methods
             for seed in self.spec.seeds
         ]
+
+    def spec_of(self, cell: Cell) -> SuiteSpec:
+        """The spec a cell runs under: its sweep variant's, else the suite's."""
+        return dict(self.variants)[cell.variant] if cell.variant else self.spec
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.spec)
@@ -434,6 +466,11 @@ def apply_override(data: dict, assignment: str, source: str) -> None:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as e:
         raise SuiteError(source, f"--set {key}", f"value {raw!r} is not valid YAML: {e}") from None
+    set_path(data, key, value, source)
+
+
+def set_path(data: dict, key: str, value: Any, source: str) -> None:
+    """data[a][b][c] = value for key "a.b.c", creating mappings on the way."""
     parts = key.strip().split(".")
     node = data
     for i, p in enumerate(parts[:-1]):
@@ -469,7 +506,32 @@ def parse_suite(text: str, source: str, overrides: tuple[str, ...] = ()) -> Suit
         apply_override(data, o, source)
     spec = build(SuiteSpec, data, source)
     validate(spec, source)
-    return Suite(spec, source)
+    return Suite(spec, source, sweep_variants(spec, data, source))
+
+
+def sweep_variants(spec: SuiteSpec, data: dict, source: str) -> tuple[tuple[str, SuiteSpec], ...]:
+    """Each value of the sweep set on a copy of the raw suite, built and validated like the
+    file itself, so a bad value is reported before anything runs."""
+    sw = spec.sweep
+    if sw is None:
+        return ()
+    if not sw.field.startswith(SWEEPABLE) or sw.field.count(".") < 1:
+        raise SuiteError(source, "sweep.field", f"can sweep a field under {', '.join(p + '*' for p in SWEEPABLE)}, got {sw.field!r}")
+    if not sw.values:
+        raise SuiteError(source, "sweep.values", "needs at least one value")
+    labels = [f"{sw.field}={v}" for v in sw.values]
+    if len(set(labels)) != len(labels):
+        raise SuiteError(source, "sweep.values", f"duplicate values in {list(sw.values)}")
+    out = []
+    for i, (label, value) in enumerate(zip(labels, sw.values, strict=True)):
+        variant = copy.deepcopy(data)
+        del variant["sweep"]
+        set_path(variant, sw.field, value, source)
+        where = f"{source} (sweep.values[{i}] = {value!r})"
+        vspec = build(SuiteSpec, variant, where)
+        validate(vspec, where)
+        out.append((label, vspec))
+    return tuple(out)
 
 
 def load_suite(path: str | Path, overrides: tuple[str, ...] = ()) -> Suite:

@@ -49,6 +49,22 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalisation_stats(train_x: torch.Tensor, how: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) as (1, C, 1, 1): the training split's own, or ImageNet's (what pretrained
+    weights expect; a grey image gets the average of the three channels)."""
+    if how == "imagenet":
+        c = train_x.shape[1]
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        if c != 3:
+            mean, std = mean.mean().repeat(c), std.mean().repeat(c)
+        return mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
+    return channel_stats(train_x)
+
+
 def draw_augmentation(ops: tuple[str, ...], batch_sizes: list[int], gen: torch.Generator) -> dict[str, torch.Tensor]:
     """One epoch's augmentation parameters, drawn on the CPU generator batch by batch (crop
     offsets, then flips), so a run's randomness does not depend on the device."""
@@ -67,6 +83,20 @@ def draw_augmentation(ops: tuple[str, ...], batch_sizes: list[int], gen: torch.G
             for k in ("bright", "contrast", "sat"):
                 draws[k].append(1 + (torch.rand(n, generator=gen) * 2 - 1) * COLOR_JITTER)
     return {k: torch.cat(v) for k, v in draws.items() if v}
+
+
+PROGRESS_EVERY_S = 30.0  # a progress line within an epoch at most this often (long CPU epochs)
+
+
+def epoch_order(y: torch.Tensor, sampling: str, gen: torch.Generator) -> torch.Tensor:
+    """The training images of one epoch, in order, as indices: a permutation ("shuffle"),
+    or len(y) draws with replacement weighted by 1 / class count ("class_balanced")."""
+    n = int(y.shape[0])
+    if sampling == "class_balanced":
+        counts = torch.bincount(y)
+        weights = (1.0 / counts.double())[y]
+        return torch.multinomial(weights, n, replacement=True, generator=gen)
+    return torch.randperm(n, generator=gen)
 
 
 CROP_PAD = 4  # pixels of reflect padding before the random crop
@@ -198,7 +228,7 @@ def fit(
         model.train()
         # Everything random for the epoch is drawn up front and moved to the device once:
         # no host-device copy or synchronisation inside the step loop.
-        perm = torch.randperm(n, generator=gen)
+        perm = epoch_order(train.y.cpu(), recipe.sampling, gen)
         sizes = [min(bs, n - i * bs) for i in range(steps)]
         aug = {k: v.to(device) for k, v in draw_augmentation(recipe.augment, sizes, gen).items()} if recipe.augment else {}
         perm = perm.to(device)
@@ -207,6 +237,7 @@ def fit(
         bad_loss = torch.zeros((), device=device)
         step_ids = torch.arange(steps, device=device)
         seen = 0
+        last_note = t0
         for step in range(steps):
             lo, hi = step * bs, step * bs + sizes[step]
             idx = perm[lo:hi]
@@ -247,6 +278,10 @@ def fit(
             # loss; the first bad step is recorded on the device, so it is named exactly.
             if step % 32 == 31 or step == steps - 1:
                 bad_step = int(first_bad)
+                if time.perf_counter() - last_note > PROGRESS_EVERY_S and step < steps - 1:
+                    last_note = time.perf_counter()
+                    log(f"    {stage} epoch {epoch}/{recipe.epochs}  step {step + 1}/{steps}  "
+                        f"{seen / (last_note - t0):.0f} img/s")
                 if bad_step >= 0:
                     raise TrainingFault(
                         f"{stage}: loss became {float(bad_loss)} at epoch {epoch}, step {bad_step + 1}/{steps} "

@@ -246,3 +246,53 @@ def test_class_subset_relabels_and_decodes_only_those(tmp_path):
     two = restrict_classes(smoke, ("Sneaker", "T-shirt/top"))
     assert two.classes == ["Sneaker", "T-shirt/top"] and two.train_x.shape[0] == 400
     assert torch.equal(two.train_x[two.train_y == 1], smoke.train_x[smoke.train_y == 0])
+
+
+def write_pathmnist(path: Path, n: dict[str, int], rng: np.random.Generator, **replace) -> None:
+    """A pathmnist.npz laid out like MedMNIST v2's: uint8 (N, 28, 28, 3) images, (N, 1) labels."""
+    arrays = {}
+    for part, count in n.items():
+        arrays[f"{part}_images"] = rng.integers(0, 256, (count, 28, 28, 3), dtype=np.uint8)
+        arrays[f"{part}_labels"] = (np.arange(count) % 9).reshape(-1, 1).astype(np.uint8)
+    arrays.update(replace)
+    np.savez_compressed(path, **arrays)
+
+
+def test_pathmnist_layout_pool_and_test(tmp_path):
+    rng = np.random.default_rng(0)
+    write_pathmnist(tmp_path / "pathmnist.npz", {"train": 36, "val": 18, "test": 27}, rng)
+    d = DATASETS.get("pathmnist").load(tmp_path, False, tmp_path / "cache")
+    assert d.train_x.shape == (54, 3, 28, 28) and d.test_x.shape == (27, 3, 28, 28)
+    assert d.num_classes == 9 and d.classes[0] == "adipose"
+    with np.load(tmp_path / "pathmnist.npz") as z:
+        # HWC → CHW without changing a pixel; val follows train in the pool.
+        assert np.array_equal(d.train_x[36].permute(1, 2, 0).numpy(), z["val_images"][0])
+    split = make_split(d.train_y, d.classes, 0, 0.1, 0.0, 0, d.test_y)
+    assert len(split.train) + len(split.val) == 54
+
+
+@pytest.mark.parametrize(
+    ("replace", "message"),
+    [
+        ({"test_labels": np.zeros((5, 1), np.uint8)}, "test_images has 27 images but test_labels has 5 labels"),
+        ({"train_labels": np.full((36, 1), 9, np.uint8)}, "train_labels outside 0…8"),
+        ({"val_images": np.zeros((18, 28, 28), np.uint8)}, "val_images must be uint8 (N, H, W, 3)"),
+    ],
+)
+def test_pathmnist_bad_arrays_are_named(tmp_path, replace, message):
+    write_pathmnist(tmp_path / "pathmnist.npz", {"train": 36, "val": 18, "test": 27}, np.random.default_rng(0), **replace)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        DATASETS.get("pathmnist").load(tmp_path, False, tmp_path / "cache")
+
+
+def test_pathmnist_truncated_or_missing(tmp_path):
+    write_pathmnist(tmp_path / "pathmnist.npz", {"train": 9, "val": 9, "test": 9}, np.random.default_rng(0))
+    raw = (tmp_path / "pathmnist.npz").read_bytes()
+    (tmp_path / "pathmnist.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match="cannot read .*download it again"):
+        DATASETS.get("pathmnist").load(tmp_path, False, tmp_path / "cache")
+    np.savez(tmp_path / "pathmnist.npz", images=np.zeros(3))
+    with pytest.raises(DataError, match="not a MedMNIST file: missing arrays train_images"):
+        DATASETS.get("pathmnist").load(tmp_path, False, tmp_path / "cache")
+    with pytest.raises(DataError, match="'pathmnist' not found. Looked in"):
+        DATASETS.get("pathmnist").load(tmp_path / "empty", False, tmp_path / "cache")

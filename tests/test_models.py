@@ -30,6 +30,7 @@ EXPECTED_PARAMS = {
     "wrn_16_2": 691_674, "wrn_40_2": 2_243_546, "vgg8": 3_918_858, "vgg13": 9_416_010, "vgg16": 14_728_266,
     "simplenet": 347_962, "student_light": 2_175_626, "student_resnet": 166_618, "student_separable": 154_826,
     "student_dwskip": 154_826, "rescnn_b4": 1_228_970, "rescnn_b6": 1_542_954, "rescnn_b8": 2_797_610, "rescnn_b10": 3_111_594, "tv_resnet50_dropout": 23_528_522,
+    "vit_base": 85_152_010, "vit_small": 21_342_346, "vit_tiny": 5_362_762,
 }
 
 
@@ -56,6 +57,14 @@ def test_timm_model_adapts_to_small_inputs():
     assert vit(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     cnn = build_model("timm/resnet18", 1, 7, 28)
     assert cnn(torch.randn(2, 1, 28, 28)).shape == (2, 7)
+
+
+def test_vit_patch_grid_fits_the_image():
+    from kdbench.models.vit_models import patch_size_for
+
+    assert [patch_size_for(s) for s in (28, 32, 64, 224)] == [4, 4, 8, 16]
+    vit = build_model("vit_tiny", 3, 10, 32)
+    assert vit.patch_embed.grid_size == (8, 8)
 
 
 def test_same_seed_same_init():

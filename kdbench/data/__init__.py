@@ -1,6 +1,6 @@
 """Dataset sources. Importing this package registers every source."""
 
-from . import folder, idx  # noqa: F401  (register their datasets)
+from . import folder, idx, medmnist  # noqa: F401  (register their datasets)
 from .base import DATASETS, DatasetSource, ImageData, resolve_data_root
 from .split import Split, make_split
 

@@ -68,4 +68,4 @@ def count_flops(model: nn.Module, in_chans: int, image_size: int) -> int:
     return int(counter.get_total_flops())
 
 
-from . import cifar_zoo, cnn, resnet_cifar, s1_students, torchvision_models  # noqa: E402,F401  (register their models)
+from . import cifar_zoo, cnn, resnet_cifar, s1_students, torchvision_models, vit_models  # noqa: E402,F401  (register their models)

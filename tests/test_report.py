@@ -1,0 +1,109 @@
+"""Report pages: tables, figures and Grad-CAM maps from real (small) runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from kdbench.gradcam import chosen_images, grad_cam, last_conv
+from kdbench.report import precision_table
+
+from .test_cli import QUICK, kdbench
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def probe_model() -> nn.Module:
+    """conv 1×1 (identity) → global mean → linear: class 1's score grows with brightness."""
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    head = nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        head.weight.copy_(torch.tensor([[-1.0], [1.0]]))
+    return nn.Sequential(conv, nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
+
+
+def test_gradcam_points_at_the_evidence():
+    x = torch.zeros(2, 1, 8, 8)
+    x[0, 0, 1:3, 5:7] = 1.0  # bright patch, top right
+    x[1, 0, 6, 0] = 1.0  # one bright pixel, bottom left
+    model = probe_model().train()
+    maps, pred = grad_cam(model, x)
+    assert pred.tolist() == [1, 1]
+    assert maps.shape == (2, 8, 8) and float(maps.min()) >= 0 and float(maps.max()) <= 1
+    # For this model Grad-CAM of class 1 is the (ReLU'd, rescaled) activation: the image itself.
+    assert torch.allclose(maps[0], x[0, 0], atol=1e-6)
+    assert divmod(int(maps[1].argmax()), 8) == (6, 0)
+    assert model.training, "the model's mode is restored"
+    assert all(p.grad is None for p in model.parameters()), "no gradients left behind"
+
+
+def test_gradcam_for_another_class_uses_its_gradient():
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 4, 4] = 1.0
+    maps, _ = grad_cam(probe_model(), x, target=torch.tensor([0]))
+    # Class 0's weight is negative: ReLU removes all evidence, the map is all zero.
+    assert float(maps.abs().max()) == 0.0
+
+
+def test_last_conv_and_no_conv():
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3), nn.Flatten())
+    assert last_conv(m) is m[2]
+    with pytest.raises(Exception, match="no convolution"):
+        last_conv(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
+
+
+def test_chosen_images_one_per_class_in_order():
+    labels = torch.tensor([2, 0, 1, 0, 2, 1, 3])
+    assert chosen_images(labels) == [1, 2, 0, 6]
+    assert chosen_images(labels, per_class=2, max_images=3) == [1, 3, 2]
+
+
+def _fake(cid: str, precision: str, method: str, top1: float, status: str = "ok") -> dict:
+    cell = {"dataset": "d", "teacher": "t", "assistants": [], "student": "s", "precision": precision, "method": method, "seed": 0, "variant": ""}
+    r = {"cell_id": cid, "cell": cell, "status": status}
+    if status == "ok":
+        r.update(metrics={"test_top1_last": top1}, params={"student": 1, "teacher": 2})
+    else:
+        r["failure"] = {"reason": "fp8 needs Hopper"}
+    return r
+
+
+def test_precision_table_deltas_against_fp32():
+    results = {c["cell_id"]: c for c in (_fake("a", "fp32", "kd", 0.70), _fake("b", "bf16", "kd", 0.715), _fake("c", "fp16", "kd", 0.69),
+                                          _fake("d", "fp8", "kd", 0.0, status="unsupported"))}
+    table = precision_table(results)
+    line = next(x for x in table.splitlines() if "| kd" in x)
+    assert "70.00" in line and "71.50 (+1.50)" in line and "69.00 (-1.00)" in line and "unsupported" in line
+    assert precision_table({"a": results["a"]}) is None
+
+
+@pytest.mark.smoke
+def test_report_page_with_figures_and_gradcam(tmp_path):
+    res = tmp_path / "r"
+    kdbench("run", "suites/smoke.yaml", "--results", str(res), "--set", "split.max_per_class=20", *QUICK, tmp=tmp_path, check=True)
+    page = tmp_path / "out" / "smoke-cpu.md"
+    args = ["report", "suites/smoke.yaml", "--results", str(res), "--out", str(page), "--gradcam", "--cache", str(tmp_path / "cache")]
+    proc = kdbench(*args, tmp=tmp_path, check=True)
+    text = page.read_text()
+    figs = ["curves", "confusion", "accuracy_vs_params", "gradcam", "gradcam_best_vs_worst"]
+    for name in figs:
+        assert f"](figures/smoke-cpu/{name}.png)" in text, name
+        assert (tmp_path / "out" / "figures" / "smoke-cpu" / f"{name}.png").read_bytes().startswith(PNG)
+    assert "## Training summary" in text and "| cnn_tiny  | kd" in text
+    assert proc.stdout.strip() == text.strip()
+    first = {p.name: p.read_bytes() for p in (tmp_path / "out" / "figures" / "smoke-cpu").iterdir()}
+    kdbench(*args, tmp=tmp_path, check=True)
+    again = {p.name: p.read_bytes() for p in (tmp_path / "out" / "figures" / "smoke-cpu").iterdir()}
+    assert again == first, "the same results must give the same figure files"
+    # Student weights that are not the ones the result recorded are refused, not drawn.
+    weights = next(res.glob("smoke/*cnn_tiny__fp32__kd__s0.pt"))
+    state = torch.load(weights, weights_only=True)
+    next(iter(state.values())).view(-1)[0] += 1.0
+    torch.save(state, weights)
+    bad = kdbench(*args, tmp=tmp_path)
+    assert bad.returncode == 2 and "do not match the sha256" in bad.stderr
+    json.loads(next(res.glob("smoke/*.json")).read_text())  # results untouched
