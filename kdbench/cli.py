@@ -107,7 +107,10 @@ def cmd_run(args) -> int:
     results = runner.run(cells)
     print()
     print(_report(suite, opts.results_dir, runner.device_class, None))
-    failed = [r["cell_id"] for r in results if r["status"] != "ok"]
+    failed = [r["cell_id"] for r in results if r["status"] == "failed"]
+    unsupported = [r["cell_id"] for r in results if r["status"] == "unsupported"]
+    if unsupported:
+        print(f"{len(unsupported)} cell(s) cannot run on this machine (recorded as unsupported, with the reason): {', '.join(unsupported)}", file=sys.stderr)
     if failed:
         print(f"{len(failed)} cell(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

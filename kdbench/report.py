@@ -31,7 +31,8 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
                    f1=next((v for k, v in r["metrics"].items() if k.startswith("test_f1_macro_")), None),
                    agreement=next((v for k, v in r["metrics"].items() if k.startswith("test_agreement_")), None),
                    teacher_top1=next((v for k, v in r["metrics"].items() if k.startswith("teacher_test_top1_")), None),
-                   params_student=r["params"]["student"], params_teacher=r["params"]["teacher"])
+                   params_student=r["params"]["student"], params_teacher=r["params"]["teacher"],
+                   fp8_sim=(r.get("fp8_eval") or {}).get("test_top1"))
         g = (golden or {}).get("cells", {}).get(cid)
         if g and top1_key in g["metrics"]:
             gm = g["metrics"][top1_key]
@@ -72,7 +73,8 @@ def precision_table(results: dict[str, dict]) -> str | None:
     same cell at fp32 (None when the suite has one precision)."""
     rows = result_rows(results, None)
     precisions = [p for p in ("fp32", "tf32", "bf16", "fp16", "fp8") if any(r["precision"] == p for r in rows)]
-    if len(precisions) < 2:
+    sim = any(r.get("fp8_sim") is not None for r in rows if r["precision"] == "fp32")
+    if len(precisions) + sim < 2:
         return None
     groups: dict[tuple, dict[str, dict]] = {}
     for r in rows:
@@ -92,10 +94,14 @@ def precision_table(results: dict[str, dict]) -> str | None:
                 line.append(_fmt(r["top1"]))
             else:
                 line.append(f"{_fmt(r['top1'])} ({100 * (r['top1'] - base['top1']):+.2f})")
+        if sim:
+            ok = base is not None and base["status"] == "ok" and base.get("fp8_sim") is not None
+            line.append(f"{_fmt(base['fp8_sim'])} ({100 * (base['fp8_sim'] - base['top1']):+.2f})" if ok else "—")
         table.append(line)
     swept = any(k[5] for k in groups)
     headers = ["dataset", "teacher", "student", "method", "seed", *(["sweep"] if swept else []),
-               *[f"{p} top-1 %" + ("" if p == "fp32" else " (Δ pp vs fp32)") for p in precisions]]
+               *[f"{p} top-1 %" + ("" if p == "fp32" else " (Δ pp vs fp32)") for p in precisions],
+               *(["fp32 weights, fp8 eval (sim) % (Δ pp)"] if sim else [])]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -136,7 +142,10 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
     ]
     by_precision = precision_table(results)
     if by_precision:
-        lines += ["## Precision side by side", "", "Test top-1 per precision; in brackets the change against the same cell at fp32.", "",
+        lines += ["## Precision side by side", "",
+                  "Test top-1 per precision; in brackets the change against the same cell at fp32. Each precision trains its own "
+                  "teacher and student. fp8 eval (sim): the fp32 cell's student evaluated with per-tensor scaled float8 e4m3 "
+                  "weights and activations in every Conv2d and Linear (simulated, fp32 compute).", "",
                   by_precision, ""]
     summary = training_table(results)
     if summary:

@@ -22,6 +22,7 @@ from .data import ImageData, Split, dataset_source, make_split
 from .data.base import default_cache_dir, resolve_data_root, restrict_classes
 from .determinism import configure_determinism, device_class, environment
 from .errors import DataError, KDBenchError, TrainingFault
+from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
 from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
@@ -82,6 +83,10 @@ def select_cells(cells: list[Cell], pattern: str | None = None, shard: str | Non
         mine = set(groups[i - 1 :: n])
         cells = [c for c in cells if (c.dataset, c.teacher, c.precision, c.seed) in mine]
     return cells
+
+
+class Fp8Unsupported(KDBenchError):
+    """A model of an fp8 cell has nothing fp8 training can convert."""
 
 
 class Runner:
@@ -173,7 +178,7 @@ class Runner:
         def train(model: torch.nn.Module):
             return fit(model, p.train, p.val, spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.log)
 
-        return self._cached_model(self.teacher_key(cell, p), cell.teacher, "teacher", cell.seed, p, train, spec.teacher.epochs)
+        return self._cached_model(self.teacher_key(cell, p), cell.teacher, "teacher", cell.seed, p, train, spec.teacher.epochs, policy)
 
     def assistant_chain(self, cell: Cell, p: Prepared, policy: prec.Policy, teacher: torch.nn.Module, tinfo: dict) -> tuple[torch.nn.Module, dict, list[dict]]:
         """TAKD: distil each assistant from the model before it (student recipe, KD loss);
@@ -191,18 +196,27 @@ class Runner:
                 return fit(model, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
                            stage=f"assistant {name}", teacher=source, kd=spec.kd, method="kd", log=self.log)
 
-            prev, prev_info = self._cached_model(key, name, "assistant", cell.seed, p, train, spec.student.epochs)
+            prev, prev_info = self._cached_model(key, name, "assistant", cell.seed, p, train, spec.student.epochs, policy)
             test_top1 = classification_metrics(predict(prev, p.test, 512, policy, self.device), p.test.y.cpu(), p.data.num_classes, ("top1",))["top1"]
             stages.append({"model": name, "cache_key": key, "weights_sha256": prev_info["weights_sha256"], "from_cache": prev_info["cached"], "test_top1": test_top1})
         return prev, prev_info, stages
 
-    def _cached_model(self, key: str, name: str, role: str, seed: int, p: Prepared, train, epochs: int) -> tuple[torch.nn.Module, dict]:
+    def build(self, name: str, p: Prepared, policy: prec.Policy) -> torch.nn.Module:
+        """A fresh model for the dataset; at fp8 with its eligible Linear layers in fp8."""
+        model = build_model(name, p.data.channels, p.data.num_classes, p.data.image_size)
+        if policy.name == "fp8":
+            model, swapped = to_fp8_training(model)
+            if not swapped:
+                raise Fp8Unsupported(no_fp8_layers_reason(name, model))
+        return model.to(self.device)
+
+    def _cached_model(self, key: str, name: str, role: str, seed: int, p: Prepared, train, epochs: int, policy: prec.Policy) -> tuple[torch.nn.Module, dict]:
         """A trained model from the cache when its file is intact, else trained and cached."""
         if key in self._teachers:
             return self._teachers[key]
         path = self.opts.cache_dir / "teachers" / f"{key}.pt"
         configure_determinism(seed)
-        model = build_model(name, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
+        model = self.build(name, p, policy)
         info = None
         if path.exists():
             try:
@@ -216,7 +230,7 @@ class Runner:
                 self.log(f"  {role} cache {path} is corrupt ({type(e).__name__}: {e}); rebuilding it")
                 path.unlink(missing_ok=True)
                 configure_determinism(seed)
-                model = build_model(name, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
+                model = self.build(name, p, policy)
         if info is None:
             self.log(f"  {role} {name}: training ({epochs} epochs)")
             fr = train(model)
@@ -230,6 +244,32 @@ class Runner:
         model.eval()
         self._teachers[key] = (model, info)
         return model, info
+
+    def teacher_train_logits(self, model: torch.nn.Module, info: dict, p: Prepared, policy: prec.Policy) -> torch.Tensor:
+        """The eval-mode logits of a teacher (or assistant) on every training image, in order:
+        computed once and kept in memory and on disk (keyed by the model's cache key, its
+        weights' sha256, the split and the precision; checked by sha256 when read), so every
+        student of that teacher, in this run or a later one, skips the teacher forward."""
+        key = spec_hash({"model": info["key"], "weights": info["weights_sha256"], "split": p.split.fingerprint, "precision": policy.name})
+        if key in self._teacher_train_logits:
+            return self._teacher_train_logits[key]
+        path = self.opts.cache_dir / "teacher_logits" / f"{key}.pt"
+        logits = None
+        if path.exists():
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                if blob["key"] != key or tensors_sha256({"logits": blob["logits"]}) != blob["sha256"] or blob["logits"].shape[0] != len(p.train):
+                    raise ValueError("content does not match its recorded hash")
+                logits = blob["logits"]
+                self.log(f"  teacher logits on the training split: from cache {path.name[:16]}…")
+            except Exception as e:  # any damage: report, recompute, never use it
+                self.log(f"  teacher-logit cache {path} is corrupt ({type(e).__name__}: {e}); recomputing it")
+                path.unlink(missing_ok=True)
+        if logits is None:
+            logits = predict(model, p.train, 512, policy, self.device)
+            atomic_write_bytes(path, state_dict_bytes({"key": key, "logits": logits, "sha256": tensors_sha256({"logits": logits})}))
+        self._teacher_train_logits[key] = logits.to(self.device)
+        return self._teacher_train_logits[key]
 
     # ----------------------------------------------------------------- cells
 
@@ -268,7 +308,7 @@ class Runner:
                     shown = ", ".join(f"{k} {v:.4f}" for k, v in res["metrics"].items() if k.startswith("test_"))
                     self.log(f"  done in {time.perf_counter() - t0:.1f}s: {shown}")
                 else:
-                    self.log(f"  FAILED: {res['failure']['reason']}")
+                    self.log(f"  {res['status'].upper()}: {res['failure']['reason']}")
         return results
 
     def run_cell(self, cell: Cell) -> dict:
@@ -291,6 +331,8 @@ class Runner:
             "statistic": {"last": "weights of the last epoch, evaluated on test", "bestval": "weights of the epoch best on validation, evaluated on test"}[stat],
             "environment": environment(self.device), "started_at": started,
         }
+        if cell.precision == "fp8" and (why := fp8_training_unsupported(self.device)):
+            return dict(base, status="unsupported", failure={"reason": why, "stage": "", "epoch": None, "step": None})
         try:
             teacher, tinfo = self.teacher(cell, p, policy)
             teacher_test = predict(teacher, p.test, 512, policy, self.device)
@@ -299,16 +341,14 @@ class Runner:
             if cell.method == "takd":
                 source, sinfo, chain_info = self.assistant_chain(cell, p, policy, teacher, tinfo)
             configure_determinism(cell.seed)
-            student = build_model(cell.student, p.data.channels, p.data.num_classes, p.data.image_size).to(self.device)
+            student = self.build(cell.student, p, policy)
             self.log(f"  student {cell.student} ({cell.method}): training ({spec.student.epochs} epochs)")
             distil = cell.method != "none"
             cached_logits = None
             if distil and not spec.student.augment:
                 # No augmentation: the teacher sees the same images every epoch, so its
                 # logits are computed once per teacher and reused by all its students.
-                if sinfo["key"] not in self._teacher_train_logits:
-                    self._teacher_train_logits[sinfo["key"]] = predict(source, p.train, 512, policy, self.device).to(self.device)
-                cached_logits = self._teacher_train_logits[sinfo["key"]]
+                cached_logits = self.teacher_train_logits(source, sinfo, p, policy)
             fr = fit(student, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
                      stage=f"student {cell.student} [{cell.method}]", teacher=source if distil else None, kd=spec.kd if distil else None,
                      method="dkd" if cell.method == "dkd" else "kd",
@@ -318,6 +358,14 @@ class Runner:
             t_inf = time.perf_counter()
             logits = predict(student, p.test, 512, policy, self.device)  # returns on the CPU: synchronised
             inference_s = time.perf_counter() - t_inf
+            fp8_eval = None
+            if policy.name != "fp8":  # an fp8 cell is evaluated in fp8 already
+                fp8_logits = predict(fp8_simulated(student), p.test, 512, prec.POLICIES["fp32"], self.device)
+                fp8_eval = {"test_top1": (fp8_logits.argmax(1) == p.test.y.cpu()).float().mean().item(),
+                            "agreement_with_cell": (fp8_logits.argmax(1) == logits.argmax(1)).float().mean().item(),
+                            "method": SIMULATION}
+        except Fp8Unsupported as e:
+            return dict(base, status="unsupported", failure={"reason": str(e), "stage": "", "epoch": None, "step": None})
         except TrainingFault as e:
             return dict(base, status="failed", failure={"reason": str(e), "stage": e.stage, "epoch": e.epoch, "step": e.step})
         except torch.cuda.OutOfMemoryError:
@@ -337,6 +385,7 @@ class Runner:
                   "teacher_flops_per_image": count_flops(teacher, p.data.channels, p.data.image_size),
                   "student_test_images_per_s": round(len(p.test) / inference_s, 1),
                   "note": "images/s: the whole test split at batch 512 in the cell's precision, host-timed, one pass"},
+            fp8_eval=fp8_eval,
             normalisation={"mean": p.train.mean.flatten().tolist(), "std": p.train.std.flatten().tolist(), "classes": p.data.classes,
                            "image_size": p.data.image_size, "channels": p.data.channels},
             teacher={"logits": ("computed once on the training split (no augmentation)" if not spec.student.augment else "computed every step") if distil else "not used in training",

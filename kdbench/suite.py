@@ -25,7 +25,7 @@ from .errors import KDBenchError, SuiteError
 from .registry import suggest
 
 METHODS = ("none", "kd", "dkd", "takd")
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
 # The metric names a suite may ask for (kdbench.metrics.METRIC_NAMES, repeated here so that
 # loading a suite does not import torchmetrics).
 METRICS = (

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from kdbench.io import SuiteLock
 
@@ -146,3 +147,19 @@ def test_predict_single_images_with_a_trained_student(tmp_path):
     result.with_suffix(".pt").write_bytes(b"garbage")
     bad = kdbench("predict", str(result), str(tmp_path / "shoe.png"), tmp=tmp_path)
     assert bad.returncode == 2 and "weights do not match the sha256" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.smoke
+def test_teacher_logits_are_cached_on_disk_and_checked(tmp_path):
+    base = ["run", "suites/smoke.yaml", "--set", "split.max_per_class=20", *QUICK]
+    kdbench(*base, "--results", str(tmp_path / "r1"), "--cells", "*cnn_tiny__fp32__kd*", tmp=tmp_path, check=True)
+    second = kdbench(*base, "--results", str(tmp_path / "r2"), "--cells", "*cnn_small__fp32__kd*", tmp=tmp_path, check=True)
+    assert "teacher logits on the training split: from cache" in second.stdout
+    [cached] = (tmp_path / "cache" / "teacher_logits").glob("*.pt")
+    blob = torch.load(cached, weights_only=True)
+    blob["logits"][0, 0] += 1.0  # different logits under the old hash
+    torch.save(blob, cached)
+    third = kdbench(*base, "--results", str(tmp_path / "r3"), "--cells", "*cnn_small__fp32__kd*", tmp=tmp_path, check=True)
+    assert "teacher-logit cache" in third.stdout and "is corrupt" in third.stdout
+    [a], [b] = ((tmp_path / r / "smoke").glob("*.json") for r in ("r2", "r3"))
+    assert json.loads(a.read_text())["student"]["weights_sha256"] == json.loads(b.read_text())["student"]["weights_sha256"]
