@@ -42,8 +42,10 @@ def tables(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none", default=False)
 def bench(session: nox.Session) -> None:
-    """Throughput benchmarks, compared against the saved baselines in benchmarks/."""
-    session.run("python", "-m", "pytest", "-m", "benchmark", "--benchmark-enable", *session.posargs)
+    """Throughput benchmarks, then compared against the saved baseline measured on the same
+    machine (benchmarks/*.json; threshold from benchmarks/thresholds.json): fails on a regression."""
+    session.run("python", "-m", "pytest", "-m", "benchmark", "--benchmark-enable", "--benchmark-json=.benchmarks/latest.json", *session.posargs)
+    session.run("python", "-m", "kdbench", "bench-compare", ".benchmarks/latest.json")
 
 
 @nox.session(default=False)

@@ -190,6 +190,48 @@ def cmd_bench_report(args) -> int:
     return 0
 
 
+def cmd_bench_compare(args) -> int:
+    import json
+
+    from .bench_compare import compare, machine_of, threshold_for
+
+    new = Path(args.new)
+    if args.baseline:
+        baseline = Path(args.baseline)
+    else:  # the saved baseline measured on this machine, if there is one
+        try:
+            here = machine_of(json.loads(new.read_text()))
+        except (OSError, ValueError) as e:
+            raise KDBenchError(f"{new}: not a pytest-benchmark JSON file ({e})") from None
+        matches = [p for p in sorted(Path(args.baseline_dir).glob("*.json")) if machine_of(json.loads(p.read_text())) == here]
+        if not matches:
+            print(f"no saved baseline in {args.baseline_dir}/ was measured on this machine ({here}); nothing to compare. "
+                  f"To make {new} the baseline: copy it into {args.baseline_dir}/, measure the noise with kdbench bench-noise "
+                  f"and record the threshold in {args.baseline_dir}/thresholds.json.")
+            return 0
+        baseline = matches[-1]
+    if args.threshold is not None:
+        threshold, reason = args.threshold, "given with --threshold"
+    else:
+        threshold, reason = threshold_for(baseline, Path(args.baseline_dir) / "thresholds.json")
+    table, regressions = compare(baseline, new, threshold)
+    print(f"{new} against {baseline}; threshold {100 * threshold:.0f} % ({reason})\n")
+    print(table)
+    if regressions:
+        print(f"\n{len(regressions)} regression(s):\n  " + "\n  ".join(regressions), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_bench_noise(args) -> int:
+    from .bench_compare import noise
+
+    n = noise([Path(p) for p in args.runs])
+    print(f"{n['runs']} runs of {n['benchmarks']} benchmarks on {n['machine']}: largest/smallest median - 1 per benchmark: "
+          f"median {100 * n['median_spread']:.1f} %, 95th percentile {100 * n['p95_spread']:.1f} %, max {100 * n['max_spread']:.1f} %")
+    return 0
+
+
 def cmd_predict(args) -> int:
     from tabulate import tabulate
 
@@ -233,6 +275,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("json")
     p.add_argument("--out", help="output file (default: the JSON's name with .md)")
     p.set_defaults(fn=cmd_bench_report)
+    p = sub.add_parser("bench-compare", help="compare a pytest-benchmark run with the saved baseline (exit 1 on a regression)")
+    p.add_argument("new", help="pytest-benchmark JSON of the new run")
+    p.add_argument("--baseline", help="baseline JSON (default: the one in --baseline-dir measured on the same machine)")
+    p.add_argument("--baseline-dir", default="benchmarks")
+    p.add_argument("--threshold", type=float, help="allowed slowdown as a fraction (default: from BASELINE_DIR/thresholds.json)")
+    p.set_defaults(fn=cmd_bench_compare)
+    p = sub.add_parser("bench-noise", help="run-to-run spread of repeated benchmark runs (sets a baseline's threshold)")
+    p.add_argument("runs", nargs="+", help="pytest-benchmark JSON files of the same code on the same machine")
+    p.set_defaults(fn=cmd_bench_noise)
     g = sub.add_parser("golden", help="golden values").add_subparsers(dest="golden_command", required=True)
     p = g.add_parser("update", help="run the suite over several seeds and rewrite its golden file (prints a diff)")
     _suite_args(p)

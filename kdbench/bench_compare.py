@@ -1,0 +1,90 @@
+"""Compare a pytest-benchmark run with a saved baseline: each benchmark's median time as a
+ratio new / baseline, a regression when it is slower by more than a threshold.
+
+The threshold belongs to the baseline: it is set from the run-to-run noise measured on the
+machine that made it (``kdbench bench-noise RUN1 RUN2 …``: the largest median ratio between
+repeated runs of the same code), written into ``benchmarks/thresholds.json`` with how it was
+measured. Comparing runs from different machines is refused: the ratio would measure the
+machine, not the change."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from tabulate import tabulate
+
+from .errors import KDBenchError
+
+
+def _load(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+        benches = {b["fullname"]: b["stats"]["median"] for b in data["benchmarks"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise KDBenchError(f"{path}: not a pytest-benchmark JSON file ({type(e).__name__}: {e})") from None
+    if not benches:
+        raise KDBenchError(f"{path}: holds no benchmark timings (was it run with --benchmark-disable?)")
+    return {"medians": benches, "machine": machine_of(data)}
+
+
+def machine_of(data: dict) -> str:
+    """What the timings depend on: the GPU (or CPU model) and the torch build."""
+    mi = data.get("machine_info", {})
+    k = mi.get("kdbench", {})
+    hw = k.get("gpu") or mi.get("cpu", {}).get("brand_raw") or mi.get("processor") or "unknown"
+    return f"{hw} / torch {k.get('torch', '?')}"
+
+
+def noise(paths: list[Path]) -> dict:
+    """Run-to-run spread of repeated runs: for each benchmark present in all of them, the
+    largest / smallest median; summarised as the maximum and the 95th percentile."""
+    runs = [_load(p) for p in paths]
+    if len(runs) < 2:
+        raise KDBenchError("bench-noise needs at least two runs of the same benchmarks")
+    machines = {r["machine"] for r in runs}
+    if len(machines) > 1:
+        raise KDBenchError(f"the runs come from different machines: {sorted(machines)}")
+    common = set.intersection(*(set(r["medians"]) for r in runs))
+    spreads = sorted(max(r["medians"][n] for r in runs) / min(r["medians"][n] for r in runs) - 1 for n in common)
+    if not spreads:
+        raise KDBenchError("the runs share no benchmark")
+    p95 = spreads[min(len(spreads) - 1, round(0.95 * (len(spreads) - 1)))]
+    return {"machine": runs[0]["machine"], "runs": len(runs), "benchmarks": len(spreads), "max_spread": spreads[-1],
+            "p95_spread": p95, "median_spread": statistics.median(spreads)}
+
+
+def compare(baseline: Path, new: Path, threshold: float) -> tuple[str, list[str]]:
+    """A Markdown table of new / baseline median ratios and the list of regressions."""
+    base, cur = _load(baseline), _load(new)
+    if base["machine"] != cur["machine"]:
+        raise KDBenchError(f"{new} was measured on {cur['machine']}, the baseline {baseline} on {base['machine']}: "
+                           "compare runs from the same machine (or save a baseline for this one)")
+    rows, regressions = [], []
+    for name in sorted(set(base["medians"]) | set(cur["medians"])):
+        b, c = base["medians"].get(name), cur["medians"].get(name)
+        if b is None or c is None:
+            rows.append([name, f"{b * 1e6:,.1f}" if b else "—", f"{c * 1e6:,.1f}" if c else "—", "—", "only in " + ("baseline" if c is None else "new run")])
+            continue
+        ratio = c / b
+        verdict = "SLOWER" if ratio > 1 + threshold else ("faster" if ratio < 1 / (1 + threshold) else "same")
+        if verdict == "SLOWER":
+            regressions.append(f"{name}: {ratio:.2f}× the baseline's median ({c * 1e6:,.1f} µs vs {b * 1e6:,.1f} µs)")
+        rows.append([name, f"{b * 1e6:,.1f}", f"{c * 1e6:,.1f}", f"{ratio:.3f}", verdict])
+    table = tabulate(rows, ["benchmark", "baseline median µs", "new median µs", "new / baseline", f"verdict (threshold {100 * threshold:.0f} %)"],
+                     tablefmt="github", disable_numparse=True)
+    return table, regressions
+
+
+def threshold_for(baseline: Path, thresholds_file: Path) -> tuple[float, str]:
+    """The threshold recorded for a baseline file, with its reason."""
+    try:
+        entries = json.loads(thresholds_file.read_text())
+    except (OSError, ValueError) as e:
+        raise KDBenchError(f"{thresholds_file}: cannot read thresholds ({e})") from None
+    entry = entries.get(Path(baseline).name)
+    if entry is None:
+        raise KDBenchError(f"{thresholds_file} has no threshold for {Path(baseline).name}: measure the noise with "
+                           "`kdbench bench-noise RUN1.json RUN2.json …` on that machine and record it, or pass --threshold")
+    return float(entry["threshold"]), entry["reason"]

@@ -1,0 +1,80 @@
+"""Benchmark baselines: ratios, regressions past the threshold, noise, machine matching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kdbench.bench_compare import compare, noise, threshold_for
+from kdbench.cli import main
+from kdbench.errors import KDBenchError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_file(path: Path, medians: dict[str, float], gpu: str | None = "NVIDIA H100 80GB HBM3", torch_version: str = "2.11.0") -> Path:
+    """A file in pytest-benchmark's JSON layout, with the machine info our conftest adds."""
+    data = {"machine_info": {"cpu": {"brand_raw": "Some CPU"}, "kdbench": {"gpu": gpu, "torch": torch_version}},
+            "benchmarks": [{"fullname": k, "name": k, "stats": {"median": v}} for k, v in medians.items()]}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_regression_beyond_threshold_only(tmp_path):
+    base = run_file(tmp_path / "base.json", {"a": 1.0, "b": 1.0, "c": 1.0, "gone": 1.0})
+    new = run_file(tmp_path / "new.json", {"a": 1.09, "b": 1.11, "c": 0.5, "added": 1.0})
+    table, regressions = compare(base, new, 0.10)
+    assert regressions == ["b: 1.11× the baseline's median (1,110,000.0 µs vs 1,000,000.0 µs)"]
+    lines = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    assert "same" in lines["a"] and "SLOWER" in lines["b"] and "faster" in lines["c"]
+    assert "only in baseline" in lines["gone"] and "only in new run" in lines["added"]
+
+
+def test_runs_from_different_machines_are_not_compared(tmp_path):
+    base = run_file(tmp_path / "base.json", {"a": 1.0})
+    new = run_file(tmp_path / "new.json", {"a": 1.0}, gpu="NVIDIA H200")
+    with pytest.raises(KDBenchError, match="compare runs from the same machine"):
+        compare(base, new, 0.1)
+
+
+def test_noise_is_the_spread_between_repeated_runs(tmp_path):
+    runs = [run_file(tmp_path / f"r{i}.json", {"a": 1.0 + 0.1 * i, "b": 2.0}) for i in range(3)]
+    n = noise(runs)
+    assert n["benchmarks"] == 2 and n["max_spread"] == pytest.approx(0.2) and n["median_spread"] == pytest.approx(0.1)
+    with pytest.raises(KDBenchError, match="at least two runs"):
+        noise(runs[:1])
+
+
+def test_disabled_run_is_a_clear_error(tmp_path):
+    empty = tmp_path / "e.json"
+    empty.write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
+    with pytest.raises(KDBenchError, match="holds no benchmark timings"):
+        compare(empty, empty, 0.1)
+
+
+def test_cli_picks_the_baseline_of_this_machine_and_fails_on_a_regression(tmp_path, capsys):
+    bdir = tmp_path / "benchmarks"
+    bdir.mkdir()
+    run_file(bdir / "h100.json", {"a": 1.0})
+    (bdir / "thresholds.json").write_text(json.dumps({"h100.json": {"threshold": 0.05, "reason": "measured"}}))
+    slow = run_file(tmp_path / "slow.json", {"a": 1.2})
+    assert main(["bench-compare", str(slow), "--baseline-dir", str(bdir)]) == 1
+    assert "1.20× the baseline's median" in capsys.readouterr().err
+    ok = run_file(tmp_path / "ok.json", {"a": 1.01})
+    assert main(["bench-compare", str(ok), "--baseline-dir", str(bdir)]) == 0
+    other = run_file(tmp_path / "other.json", {"a": 9.0}, gpu="NVIDIA H200")
+    assert main(["bench-compare", str(other), "--baseline-dir", str(bdir)]) == 0
+    assert "nothing to compare" in capsys.readouterr().out
+    (bdir / "thresholds.json").write_text("{}")
+    assert main(["bench-compare", str(ok), "--baseline-dir", str(bdir)]) == 2
+    assert "no threshold for h100.json" in capsys.readouterr().err
+
+
+def test_saved_thresholds_have_reasons_and_files():
+    entries = json.loads((REPO / "benchmarks" / "thresholds.json").read_text())
+    for name, entry in entries.items():
+        assert (REPO / "benchmarks" / name).exists(), name
+        assert 0 < entry["threshold"] < 5 and "measured" in entry["reason"]
+        assert threshold_for(REPO / "benchmarks" / name, REPO / "benchmarks" / "thresholds.json")[0] == entry["threshold"]
