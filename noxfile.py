@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests"]
@@ -32,12 +34,24 @@ def gpu_suite(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "-m", "gpu", "tests/test_golden.py")
 
 
+ALL_SUITES = sorted(str(p) for p in Path("suites").glob("*.yaml"))
+
+
+@nox.session(venv_backend="none", default=False)
+def gpu_profile(session: nox.Session) -> None:
+    """The quick profile of every suite on the GPU (all cells, all data, one epoch per model),
+    into results-quick/; suites whose data set is missing say so and the others go on."""
+    for suite in ALL_SUITES:
+        session.run("python", "-m", "kdbench", "run", suite, "--quick", "--device", "cuda", "--results", "results-quick",
+                    *session.posargs, success_codes=[0, 1, 2])
+
+
 @nox.session(venv_backend="none", default=False)
 def tables(session: nox.Session) -> None:
-    """Regenerate the Markdown result tables in reports/ from results/."""
-    session.run("python", "-m", "kdbench", "report", "suites/smoke.yaml", "--device-class", "cpu")
+    """Regenerate the report pages (tables, figures, Grad-CAM for smoke) in reports/ from reports/results/."""
+    session.run("python", "-m", "kdbench", "report", "suites/smoke.yaml", "--results", "reports/results", "--device-class", "cpu", "--gradcam")
     for suite in GPU_SUITES:
-        session.run("python", "-m", "kdbench", "report", suite, "--device-class", "cuda-sm90")
+        session.run("python", "-m", "kdbench", "report", suite, "--results", "reports/results", "--device-class", "cuda-sm90")
 
 
 @nox.session(venv_backend="none", default=False)

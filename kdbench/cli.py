@@ -17,12 +17,13 @@ def _suite_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a suite field, e.g. --set student.epochs=2 (validated like the file)")
     p.add_argument("--tiny", action="store_true", help="a few images per class, one epoch: checks every cell end to end quickly")
+    p.add_argument("--quick", action="store_true", help="all the data, one epoch per model: the quick profile that times a suite")
     p.add_argument("--sweep", metavar="FIELD=V1,V2,…",
                    help="run every cell once per value of one teacher.*, student.* or kd.* field, e.g. --sweep kd.temperature=1,4,8")
 
 
 def _overrides(args) -> tuple[str, ...]:
-    from .suite import TINY_OVERRIDES
+    from .suite import QUICK_OVERRIDES, TINY_OVERRIDES
 
     sweep = ()
     if args.sweep:
@@ -30,7 +31,7 @@ def _overrides(args) -> tuple[str, ...]:
             raise KDBenchError(f"--sweep expects FIELD=V1,V2,…, got {args.sweep!r}")
         field, values = args.sweep.split("=", 1)
         sweep = (f"sweep={{field: '{field.strip()}', values: [{values}]}}",)
-    return (TINY_OVERRIDES if args.tiny else ()) + tuple(args.overrides) + sweep
+    return (TINY_OVERRIDES if args.tiny else ()) + (QUICK_OVERRIDES if args.quick else ()) + tuple(args.overrides) + sweep
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:

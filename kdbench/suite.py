@@ -79,6 +79,12 @@ class RecipeSpec:
     # probability ∝ 1 / its class's count (S1's WeightedRandomSampler), so rare classes are
     # seen as often as common ones.
     sampling: Literal["shuffle", "class_balanced"] = "shuffle"
+    # Speed options (each keeps a run deterministic; each changes float rounding, so results
+    # differ from a run without it): channels_last memory format for model and batches,
+    # the optimizer's fused (single-kernel) implementation, torch.compile of the model.
+    channels_last: bool = False
+    fused_optimizer: bool = False
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -485,6 +491,10 @@ def set_path(data: dict, key: str, value: Any, source: str) -> None:
 
 # --tiny: every cell end to end in seconds on a CPU (a handful of images, one epoch), to
 # catch a broken cell without a GPU. Results of a tiny run are not comparable to anything.
+# --quick: every cell on the full data for one epoch (teacher and student): the profile that
+# times a whole suite on a GPU, and checks every cell at full image count.
+QUICK_OVERRIDES = ("teacher.epochs=1", "student.epochs=1", "teacher.early_stopping.patience=0", "student.early_stopping.patience=0")
+
 TINY_OVERRIDES = (
     "split.max_per_class=8", "teacher.epochs=1", "student.epochs=1", "teacher.batch_size=16", "student.batch_size=16",
 )

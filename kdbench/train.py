@@ -153,12 +153,13 @@ def make_optimizer(model: nn.Module, recipe: RecipeSpec) -> tuple[torch.optim.Op
     o = recipe.optimizer
     lr = o.lr * recipe.batch_size / o.lr_reference_batch if o.lr_reference_batch else o.lr
     params = model.parameters()
+    fused = {"fused": True} if recipe.fused_optimizer else {}
     if o.name == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov and o.momentum > 0)
+        opt = torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov and o.momentum > 0, **fused)
     elif o.name == "adam":
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=o.weight_decay)
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=o.weight_decay, **fused)
     else:
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=o.weight_decay)
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=o.weight_decay, **fused)
     return opt, lr
 
 
@@ -207,6 +208,15 @@ def fit(
     forward; only valid when the recipe has no augmentation. Raises TrainingFault on a
     non-finite loss (naming the epoch and step), leaving nothing half-done behind."""
     gen = torch.Generator().manual_seed(seed)
+    memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if recipe.compile:
+        # In place (the state dict keeps its names). Static shapes: with dynamic=None a shape
+        # seen second (the last, smaller batch) switches torch to a dynamic-shape graph whose
+        # kernels round differently, and which graph a run gets would depend on what the
+        # process compiled before — results must not.
+        model.compile(dynamic=False)
     opt, _ = make_optimizer(model, recipe)
     n = len(train)
     bs = min(recipe.batch_size, n)
@@ -244,7 +254,7 @@ def fit(
             xb = train.x[idx]
             if aug:
                 xb = apply_augmentation(xb, {k: v[lo:hi] for k, v in aug.items()})
-            xb = train.normalise(xb)
+            xb = train.normalise(xb).contiguous(memory_format=memory_format)
             yb = train.y[idx]
             with prec.autocast(policy, device):
                 out = model(xb)

@@ -97,3 +97,15 @@ def test_sweep_runs_each_value_and_reuses_the_teacher(tmp_path):
 def test_suite_error_type_for_unknown_sampling():
     with pytest.raises(SuiteError, match="student.sampling: expected one of 'shuffle', 'class_balanced'"):
         parse_suite(SMOKE, "s.yaml", ("student.sampling=balanced",))
+
+
+def test_quick_profile_applies_to_every_suite():
+    from kdbench.suite import QUICK_OVERRIDES, load_suite
+
+    from .conftest import REPO
+
+    for path in sorted((REPO / "suites").glob("*.yaml")):
+        suite = load_suite(path, QUICK_OVERRIDES)
+        for recipe in (suite.spec.teacher, suite.spec.student):
+            assert recipe.epochs == 1 and recipe.early_stopping.patience == 0, path
+        assert suite.spec.split == load_suite(path).spec.split, "the quick profile keeps all the data"
