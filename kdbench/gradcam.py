@@ -138,6 +138,9 @@ def suite_gradcam(suite, results: dict[str, dict], results_dir: Path, out_dir: P
         idx = chosen_images(test.y.cpu())
         images, labels = test.x[idx].cpu(), test.y[idx].cpu()
         norm = students[0][3]["normalisation"]
+        if images.shape[-1] != norm["image_size"]:  # data.resize: show the images the models saw
+            size = (norm["image_size"], norm["image_size"])
+            images = F.interpolate(images.float(), size=size, mode="bilinear", align_corners=False).round().clamp(0, 255).to(torch.uint8)
         mean = torch.tensor(norm["mean"]).view(1, -1, 1, 1)
         std = torch.tensor(norm["std"]).view(1, -1, 1, 1)
         suffix = f"_{ds.replace('/', '-').replace(':', '-')}" if len(datasets) > 1 else ""

@@ -26,6 +26,7 @@ from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_lay
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
 from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
+from .models.weights import file_sha256, load_pretrained, read_state_dict
 from .suite import Cell, Suite, spec_hash
 from .train import DeviceData, fit, normalisation_stats, predict
 
@@ -55,6 +56,8 @@ class Prepared:
     train: DeviceData
     val: DeviceData
     test: DeviceData
+    image_size: int  # what the models see: the data's size, or data.resize
+
 
 
 @dataclass
@@ -101,6 +104,23 @@ class Runner:
         self._prepared: dict[str, Prepared] = {}
         self._teachers: dict[str, tuple[torch.nn.Module, dict]] = {}
         self._teacher_train_logits: dict[str, torch.Tensor] = {}
+        self.pretrained = self._check_pretrained()
+        self._pretrained_info: dict[str, dict] = {}
+
+    def _check_pretrained(self) -> dict[str, tuple[Path, str]]:
+        """model name → (weights file, its sha256), every file read and checked before any training."""
+        out = {}
+        for name, file in self.suite.spec.pretrained.items():
+            path = Path(file).expanduser()
+            if not path.is_file():
+                raise KDBenchError(f"{self.suite.source}: pretrained.{name}: no such file {path} (paths are absolute or relative to {Path.cwd()})")
+            read_state_dict(path)
+            out[name] = (path, file_sha256(path))
+        return out
+
+    def pretrained_of(self, names) -> dict[str, str]:
+        """sha256 of the starting weights of those models that have them (for cache keys)."""
+        return {n: self.pretrained[n][1] for n in names if n in self.pretrained}
 
     # ----------------------------------------------------------------- configuration
 
@@ -117,6 +137,7 @@ class Runner:
             "metrics": list(s.metrics),
             "device_class": self.device_class,
             "code": self.code,
+            "pretrained": self.pretrained_of((cell.teacher, *cell.assistants, cell.student)),
         }
 
     def result_path(self, cell: Cell) -> Path:
@@ -150,7 +171,7 @@ class Runner:
         dev = self.device
 
         def part(x: torch.Tensor, y: torch.Tensor) -> DeviceData:
-            return DeviceData(x.to(dev), y.to(dev), mean.to(dev), std.to(dev))
+            return DeviceData(x.to(dev), y.to(dev), mean.to(dev), std.to(dev), ds.resize)
 
         if split.test is not None:
             test = part(data.train_x[split.test], data.train_y[split.test])
@@ -158,8 +179,11 @@ class Runner:
             test = part(data.test_x[split.official_test], data.test_y[split.official_test])
         else:
             test = part(data.test_x, data.test_y)
-        prepared = Prepared(data, split, part(data.train_x[split.train], data.train_y[split.train]), part(data.train_x[split.val], data.train_y[split.val]), test)
-        self.log(f"[data] {name}: {len(prepared.train)} train / {len(prepared.val)} val / {len(prepared.test)} test, {data.channels}×{data.image_size}×{data.image_size}, {data.num_classes} classes, from {data.location}")
+        prepared = Prepared(data, split, part(data.train_x[split.train], data.train_y[split.train]), part(data.train_x[split.val], data.train_y[split.val]), test,
+                            ds.resize or data.image_size)
+        resized = f" resized to {ds.resize}×{ds.resize}" if ds.resize else ""
+        self.log(f"[data] {name}: {len(prepared.train)} train / {len(prepared.val)} val / {len(prepared.test)} test, "
+                 f"{data.channels}×{data.image_size}×{data.image_size}{resized}, {data.num_classes} classes, from {data.location}")
         self._prepared[name] = prepared
         return prepared
 
@@ -170,6 +194,7 @@ class Runner:
             "dataset": p.data.fingerprint, "split": p.split.fingerprint, "model": cell.teacher,
             "recipe": spec_hash(self.suite.spec_of(cell).teacher), "seed": cell.seed, "precision": cell.precision,
             "device_class": self.device_class, "torch": torch.__version__, "code": self.code,
+            **({"pretrained": self.pretrained_of([cell.teacher])} if cell.teacher in self.pretrained else {}),
         })
 
     def teacher(self, cell: Cell, p: Prepared, policy: prec.Policy) -> tuple[torch.nn.Module, dict]:
@@ -189,7 +214,8 @@ class Runner:
         stages = []
         for name in cell.assistants:
             key = spec_hash({"previous": prev_info["key"], "model": name, "recipe": spec_hash(spec.student), "kd": spec_hash(spec.kd),
-                             "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code})
+                             "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code,
+                             **({"pretrained": self.pretrained_of([name])} if name in self.pretrained else {})})
             source = prev
 
             def train(model: torch.nn.Module, source=source, name=name):
@@ -203,7 +229,13 @@ class Runner:
 
     def build(self, name: str, p: Prepared, policy: prec.Policy) -> torch.nn.Module:
         """A fresh model for the dataset; at fp8 with its eligible Linear layers in fp8."""
-        model = build_model(name, p.data.channels, p.data.num_classes, p.data.image_size)
+        model = build_model(name, p.data.channels, p.data.num_classes, p.image_size)
+        if name in self.pretrained:
+            info = load_pretrained(model, name, self.pretrained[name][0])
+            if info["sha256"] != self.pretrained[name][1]:
+                raise KDBenchError(f"{info['file']} changed while the suite ran (sha256 {info['sha256'][:12]}… ≠ {self.pretrained[name][1][:12]}…)")
+            self._pretrained_info[name] = info
+            self.log(f"  {name}: starting from {info['file']} ({info['loaded']} tensors; left at init: {', '.join(info['left_at_init']) or 'none'})")
         if policy.name == "fp8":
             model, swapped = to_fp8_training(model)
             if not swapped:
@@ -381,13 +413,14 @@ class Runner:
         return dict(
             base, status="ok", metrics=metrics, report=per_class_report(logits, y, p.data.classes),
             params={"student": count_params(student), "teacher": count_params(teacher)},
-            cost={"student_flops_per_image": count_flops(student, p.data.channels, p.data.image_size),
-                  "teacher_flops_per_image": count_flops(teacher, p.data.channels, p.data.image_size),
+            cost={"student_flops_per_image": count_flops(student, p.data.channels, p.image_size),
+                  "teacher_flops_per_image": count_flops(teacher, p.data.channels, p.image_size),
                   "student_test_images_per_s": round(len(p.test) / inference_s, 1),
                   "note": "images/s: the whole test split at batch 512 in the cell's precision, host-timed, one pass"},
             fp8_eval=fp8_eval,
+            pretrained={n: self._pretrained_info[n] for n in (cell.teacher, *cell.assistants, cell.student) if n in self._pretrained_info},
             normalisation={"mean": p.train.mean.flatten().tolist(), "std": p.train.std.flatten().tolist(), "classes": p.data.classes,
-                           "image_size": p.data.image_size, "channels": p.data.channels},
+                           "image_size": p.image_size, "channels": p.data.channels},
             teacher={"logits": ("computed once on the training split (no augmentation)" if not spec.student.augment else "computed every step") if distil else "not used in training",
                      "chain": chain_info, "cache_key": tinfo["key"], "weights_sha256": tinfo["weights_sha256"], "from_cache": tinfo["cached"], "history": tinfo["history"], "selected_epoch": tinfo["selected_epoch"]},
             student={"weights_sha256": tensors_sha256(state), "history": fr.history, "selected_epoch": fr.selected_epoch, "stopped_early": fr.stopped_early, "train_seconds": fr.train_seconds},

@@ -126,6 +126,10 @@ class DataSpec:
     # "imagenet" the ImageNet statistics that pretrained torchvision / timm weights expect
     # (grey images use their average).
     normalize: Literal["split", "imagenet"] = "split"
+    # > 0: every image is resized to this size (bilinear, on the device, batch by batch, after
+    # augmentation) before the model sees it — S3's 224×224 inputs for ImageNet-pretrained
+    # models on CIFAR-size data. Models are built for this size.
+    resize: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,12 @@ class SuiteSpec:
     kd: KDSpec = field(default_factory=KDSpec)
     metrics: tuple[str, ...] = ("top1", "f1_macro", "agreement")
     sweep: SweepSpec | None = None
+    # Start these models from weights on disk instead of a random init: model name → a file
+    # holding a state dict (torch.save; a checkpoint with a "state_dict" or "model" entry
+    # works too), path absolute or relative to the working directory. Tensors whose shape
+    # does not fit (a 1000-class head on a 10-class task) are left at their init and listed
+    # in the result. The file's sha256 is part of every affected cache key and result.
+    pretrained: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -248,6 +258,9 @@ def _type_name(tp: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin is tuple:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        k, v = typing.get_args(tp)
+        return f"a mapping of {_type_name(k)} to {_type_name(v)}"
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if dataclasses.is_dataclass(tp):
@@ -283,6 +296,11 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
         if not isinstance(value, list):
             raise SuiteError(source, path, f"expected {_type_name(tp)}, got {value!r}")
         return tuple(_convert(item_tp, v, source, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        key_tp, val_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise SuiteError(source, path, f"expected {_type_name(tp)}, got {value!r}")
+        return {_convert(key_tp, k, source, f"{path}.{k}"): _convert(val_tp, v, source, f"{path}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return build(tp, value, source, path)
     if tp is bool:
@@ -455,6 +473,14 @@ def validate(spec: SuiteSpec, source: str) -> None:
             raise SuiteError(source, f"kd.{k}", f"must be a finite number ≥ 0, got {v}")
     if spec.kd.ce_weight + spec.kd.kd_weight <= 0:
         raise SuiteError(source, "kd", "ce_weight and kd_weight cannot both be 0")
+    if spec.data.resize < 0:
+        raise SuiteError(source, "data.resize", f"must be ≥ 0 (0 keeps the data set's size), got {spec.data.resize}")
+    in_matrix = set(m.teachers + m.students + tuple(x for p in m.pairs for x in p))
+    for name, file in spec.pretrained.items():
+        if name not in in_matrix:
+            raise SuiteError(source, f"pretrained.{name}", f"{name!r} is not a model of this suite's matrix{suggest(name, sorted(in_matrix))}")
+        if not file:
+            raise SuiteError(source, f"pretrained.{name}", "needs a file path")
     if not spec.metrics:
         raise SuiteError(source, "metrics", "needs at least one metric")
     _check_names(source, "metrics", spec.metrics, list(METRICS), "metric")

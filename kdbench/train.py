@@ -32,12 +32,16 @@ class DeviceData:
     y: torch.Tensor
     mean: torch.Tensor  # (1, C, 1, 1) float32
     std: torch.Tensor
+    resize: int = 0  # > 0: batches are resized to this size (data.resize) before the model
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def normalise(self, xb: torch.Tensor) -> torch.Tensor:
-        return (xb.float() / 255.0 - self.mean) / self.std
+        xf = xb.float()
+        if self.resize and xf.shape[-1] != self.resize:
+            xf = F.interpolate(xf, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        return (xf / 255.0 - self.mean) / self.std
 
 
 def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -109,3 +109,68 @@ def test_quick_profile_applies_to_every_suite():
         for recipe in (suite.spec.teacher, suite.spec.student):
             assert recipe.epochs == 1 and recipe.early_stopping.patience == 0, path
         assert suite.spec.split == load_suite(path).spec.split, "the quick profile keeps all the data"
+
+
+@pytest.mark.smoke
+def test_pretrained_weights_start_a_model_and_are_recorded(tmp_path):
+    from kdbench.models import build_model
+
+    torch.manual_seed(123)
+    donor = build_model("cnn_medium", 1, 1000, 28)  # as if from another task: a 1000-class head
+    weights = tmp_path / "cnn_medium_1000.pt"
+    torch.save({"state_dict": donor.state_dict(), "epoch": 7}, weights)
+    args = ["run", "suites/smoke.yaml", "--cells", "*cnn_tiny__fp32__kd*", "--set", "split.max_per_class=20", *QUICK]
+    plain = kdbench(*args, "--results", str(tmp_path / "plain"), tmp=tmp_path, check=True)
+    warm = kdbench(*args, "--results", str(tmp_path / "warm"), "--set", f"pretrained={{cnn_medium: {weights}}}", tmp=tmp_path, check=True)
+    assert "teacher cnn_medium: training" in warm.stdout, "a teacher from other weights is a different teacher: not the cached one"
+    assert "cnn_medium: starting from" in warm.stdout and plain.returncode == 0
+    res = json.loads(next((tmp_path / "warm" / "smoke").glob("*.json")).read_text())
+    info = res["pretrained"]["cnn_medium"]
+    assert info["left_at_init"] == ["head.bias", "head.weight"], "only the 1000-class head does not fit a 10-class task"
+    assert info["unused"] == ["head.bias", "head.weight"]
+    assert info["loaded"] == len(donor.state_dict()) - len(info["left_at_init"])
+    assert res["config"]["pretrained"] == {"cnn_medium": info["sha256"]}
+    base = json.loads(next((tmp_path / "plain" / "smoke").glob("*.json")).read_text())
+    assert base["teacher"]["weights_sha256"] != res["teacher"]["weights_sha256"]
+
+
+def test_pretrained_errors_before_any_training(tmp_path):
+    from kdbench.models import build_model
+
+    missing = kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--set", "pretrained={cnn_medium: /no/such.pt}", tmp=tmp_path)
+    assert missing.returncode == 2 and "pretrained.cnn_medium: no such file /no/such.pt" in missing.stderr
+    assert not (tmp_path / "r").exists()
+    e = error_of(SMOKE, "pretrained={resnet50: w.pt}")
+    assert "pretrained.resnet50: 'resnet50' is not a model of this suite's matrix" in str(e)
+    other = tmp_path / "other.pt"
+    torch.save(build_model("vgg8", 3, 10, 32).state_dict(), other)
+    wrong = kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--set", f"pretrained={{cnn_tiny: {other}}}", *QUICK, tmp=tmp_path)
+    assert wrong.returncode == 2 and "are these the weights of another architecture?" in wrong.stderr
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    bad = kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--set", f"pretrained={{cnn_tiny: {junk}}}", tmp=tmp_path)
+    assert bad.returncode == 2 and "cannot read weights" in bad.stderr
+
+
+def test_resize_happens_per_batch_before_normalising():
+    from kdbench.train import DeviceData
+
+    x = torch.full((2, 1, 28, 28), 255, dtype=torch.uint8)
+    d = DeviceData(x, torch.zeros(2, dtype=torch.long), torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1), resize=56)
+    out = d.normalise(x)
+    assert out.shape == (2, 1, 56, 56) and torch.allclose(out, torch.ones_like(out))
+    assert DeviceData(x, d.y, d.mean, d.std).normalise(x).shape == (2, 1, 28, 28)
+
+
+@pytest.mark.smoke
+def test_resized_data_builds_models_for_the_new_size(tmp_path):
+    args = ["run", "suites/smoke.yaml", "--cells", "*cnn_tiny__fp32__none*", "--set", "split.max_per_class=10", *QUICK]
+    proc = kdbench(*args, "--results", str(tmp_path / "r"), "--set", "data.resize=56", tmp=tmp_path, check=True)
+    assert "resized to 56×56" in proc.stdout
+    res = json.loads(next((tmp_path / "r" / "smoke").glob("*.json")).read_text())
+    assert res["normalisation"]["image_size"] == 56
+    small = kdbench(*args, "--results", str(tmp_path / "r28"), tmp=tmp_path, check=True)
+    assert small.returncode == 0
+    res28 = json.loads(next((tmp_path / "r28" / "smoke").glob("*.json")).read_text())
+    # cnn_tiny is fully convolutional up to a global pool: 4× the pixels, 4× the FLOPs.
+    assert res["cost"]["student_flops_per_image"] == pytest.approx(4 * res28["cost"]["student_flops_per_image"], rel=0.05)
