@@ -58,6 +58,8 @@ def training_curves(results: dict[str, dict], path: Path) -> Path | None:
         ep = [row["epoch"] for row in h]
         line = axes[0].plot(ep, [row["train_loss"] for row in h], marker=".", label=_label(r))[0]
         axes[1].plot(ep, [100 * row["val_top1"] for row in h], marker=".", color=line.get_color())
+        if all("train_top1" in row for row in h):  # results from before it was recorded lack it
+            axes[1].plot(ep, [100 * row["train_top1"] for row in h], ":", color=line.get_color(), alpha=0.7)
         key = r["teacher"]["cache_key"]
         if key not in teachers_drawn and r["teacher"].get("history"):
             teachers_drawn.add(key)
@@ -66,7 +68,7 @@ def training_curves(results: dict[str, dict], path: Path) -> Path | None:
             axes[0].plot([x["epoch"] for x in th], [x["train_loss"] for x in th], "k--", alpha=0.6, label=tlabel)
             axes[1].plot([x["epoch"] for x in th], [100 * x["val_top1"] for x in th], "k--", alpha=0.6)
     axes[0].set(xlabel="epoch", ylabel="training loss (the cell's objective)", title="training loss")
-    axes[1].set(xlabel="epoch", ylabel="validation top-1 %", title="validation top-1")
+    axes[1].set(xlabel="epoch", ylabel="top-1 %", title="validation top-1 (solid), training top-1 during the epoch (dotted)")
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.legend(loc="lower center", ncol=min(3, len(ok) + len(teachers_drawn)), fontsize=7, bbox_to_anchor=(0.5, -0.02 - 0.03 * math.ceil((len(ok) + len(teachers_drawn)) / 3)))

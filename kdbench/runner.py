@@ -303,6 +303,14 @@ class Runner:
         self._teacher_train_logits[key] = logits.to(self.device)
         return self._teacher_train_logits[key]
 
+    @staticmethod
+    def epoch_metrics(p: Prepared, spec):
+        """The suite's metrics on the validation split after every epoch (those that need
+        the teacher are for the test split only)."""
+        wanted = tuple(m for m in spec.metrics if m not in ("agreement", "kl_teacher"))
+        y = p.val.y.cpu()
+        return lambda logits: classification_metrics(logits, y, p.data.num_classes, wanted)
+
     # ----------------------------------------------------------------- cells
 
     def check_runnable(self, cells: list[Cell]) -> None:
@@ -384,7 +392,7 @@ class Runner:
             fr = fit(student, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
                      stage=f"student {cell.student} [{cell.method}]", teacher=source if distil else None, kd=spec.kd if distil else None,
                      method="dkd" if cell.method == "dkd" else "kd",
-                     teacher_logits=cached_logits, log=self.log)
+                     teacher_logits=cached_logits, epoch_metrics=self.epoch_metrics(p, spec), log=self.log)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t_inf = time.perf_counter()
@@ -433,7 +441,8 @@ def history_csv(rows: list[dict]) -> str:
     import csv
     import io
 
-    columns = ["epoch", "train_loss", "train_ce", "train_kd", "val_top1", "lr", "epoch_seconds", "max_memory_mib"]
+    columns = ["epoch", "train_loss", "train_ce", "train_kd", "train_top1", "val_top1", "lr", "epoch_seconds", "max_memory_mib"]
+    columns += [k for k in dict.fromkeys(k for r in rows for k in r) if k not in columns]  # val_<metric> columns
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -203,13 +203,15 @@ def fit(
     kd: KDSpec | None = None,
     method: str = "kd",
     teacher_logits: torch.Tensor | None = None,
+    epoch_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None,
     log: Log = print,
 ) -> FitResult:
     """Train ``model`` by ``recipe``; with a ``teacher`` and ``kd``, distil from it.
 
     The teacher stays in eval mode and runs under no_grad. ``teacher_logits`` (the eval-mode
     teacher's logits for every training image, in order) replace the per-step teacher
-    forward; only valid when the recipe has no augmentation. Raises TrainingFault on a
+    forward; only valid when the recipe has no augmentation. ``epoch_metrics`` adds metrics of
+    the validation logits to each epoch's history row (as val_<name>). Raises TrainingFault on a
     non-finite loss (naming the epoch and step), leaving nothing half-done behind."""
     gen = torch.Generator().manual_seed(seed)
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
@@ -246,7 +248,7 @@ def fit(
         sizes = [min(bs, n - i * bs) for i in range(steps)]
         aug = {k: v.to(device) for k, v in draw_augmentation(recipe.augment, sizes, gen).items()} if recipe.augment else {}
         perm = perm.to(device)
-        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, ce, kd (× batch size)
+        sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, ce, kd (× batch size), correct
         first_bad = torch.full((), -1, dtype=torch.int64, device=device)
         bad_loss = torch.zeros((), device=device)
         step_ids = torch.arange(steps, device=device)
@@ -285,6 +287,7 @@ def fit(
             k = sizes[step]
             seen += k
             sums[0] += loss.detach().double() * k
+            sums[3] += (out.detach().argmax(1) == yb).sum()
             sums[1] += parts["ce"].double() * k
             if "kd" in parts:
                 sums[2] += parts["kd"].double() * k
@@ -315,10 +318,13 @@ def fit(
             "train_loss": totals[0],
             "train_ce": totals[1],
             "train_kd": totals[2] if teacher is not None else None,
+            "train_top1": totals[3],
             "val_top1": val_top1,
             "lr": lr_now,
             "epoch_seconds": round(time.perf_counter() - t0, 3),
         }
+        if epoch_metrics is not None and len(val):
+            row.update({f"val_{k}": v for k, v in epoch_metrics(val_logits).items() if k != "top1"})
         if device.type == "cuda":
             row["max_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
         result.history.append(row)

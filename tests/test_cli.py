@@ -119,8 +119,11 @@ def test_history_csv_beside_each_result(tmp_path):
     kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--cells", "*cnn_tiny*none*", *QUICK, tmp=tmp_path, check=True)
     [csv_file] = list((tmp_path / "r" / "smoke").glob("*.history.csv"))
     lines = csv_file.read_text().splitlines()
-    assert lines[0] == "epoch,train_loss,train_ce,train_kd,val_top1,lr,epoch_seconds,max_memory_mib"
+    # The smoke suite's metrics are top1, f1_macro and agreement: f1_macro per epoch on validation.
+    assert lines[0] == "epoch,train_loss,train_ce,train_kd,train_top1,val_top1,lr,epoch_seconds,max_memory_mib,val_f1_macro"
     assert len(lines) == 2 and lines[1].startswith("1,")
+    row = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
+    assert 0 < float(row["train_top1"]) <= 1 and 0 < float(row["val_f1_macro"]) <= 1
     res = json.loads(csv_file.with_name(csv_file.name.replace(".history.csv", ".json")).read_text())
     assert len(res["report"]["confusion_matrix"]) == 10
 
