@@ -73,3 +73,21 @@ def test_same_seed_same_init():
     torch.manual_seed(3)
     b = build_model("cnn_small", 3, 10, 32).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# The teachers the reference systems use, through timm (from scratch), at 3×32×32 and 10
+# classes: they must build for CIFAR-size inputs and train. Counts recorded from timm 1.0.31.
+TIMM_TEACHERS = {
+    "timm/efficientnet_b4": 17_566_546, "timm/resnet18": 11_181_642, "timm/resnet34": 21_289_802, "timm/resnet50": 23_528_522,
+    "timm/wide_resnet50_2": 66_854_730, "timm/convnext_tiny": 27_827_818, "timm/deit_small_distilled_patch16_224": 21_600_404,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_TEACHERS))
+def test_reference_teachers_build_for_small_inputs(name):
+    torch.manual_seed(0)
+    model = build_model(name, 3, 10, 32)
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10)
+    out.sum().backward()
+    assert count_params(model) == TIMM_TEACHERS[name]
