@@ -277,12 +277,14 @@ class Runner:
         self._teachers[key] = (model, info)
         return model, info
 
-    def teacher_train_logits(self, model: torch.nn.Module, info: dict, p: Prepared, policy: prec.Policy) -> torch.Tensor:
-        """The eval-mode logits of a teacher (or assistant) on every training image, in order:
-        computed once and kept in memory and on disk (keyed by the model's cache key, its
-        weights' sha256, the split and the precision; checked by sha256 when read), so every
-        student of that teacher, in this run or a later one, skips the teacher forward."""
-        key = spec_hash({"model": info["key"], "weights": info["weights_sha256"], "split": p.split.fingerprint, "precision": policy.name})
+    def teacher_train_logits(self, model: torch.nn.Module, info: dict, p: Prepared, policy: prec.Policy, flip: bool = False) -> torch.Tensor:
+        """The eval-mode logits of a teacher (or assistant) on every training image (``flip``:
+        mirrored), in order: computed once and kept in memory and on disk (keyed by the model's
+        cache key, its weights' sha256, the split and the precision; checked by sha256 when
+        read), so every student of that teacher, in this run or a later one, skips the teacher
+        forward."""
+        key = spec_hash({"model": info["key"], "weights": info["weights_sha256"], "split": p.split.fingerprint, "precision": policy.name,
+                         **({"flip": True} if flip else {})})
         if key in self._teacher_train_logits:
             return self._teacher_train_logits[key]
         path = self.opts.cache_dir / "teacher_logits" / f"{key}.pt"
@@ -298,7 +300,7 @@ class Runner:
                 self.log(f"  teacher-logit cache {path} is corrupt ({type(e).__name__}: {e}); recomputing it")
                 path.unlink(missing_ok=True)
         if logits is None:
-            logits = predict(model, p.train, 512, policy, self.device)
+            logits = predict(model, p.train, 512, policy, self.device, flip=flip)
             atomic_write_bytes(path, state_dict_bytes({"key": key, "logits": logits, "sha256": tensors_sha256({"logits": logits})}))
         self._teacher_train_logits[key] = logits.to(self.device)
         return self._teacher_train_logits[key]
@@ -385,10 +387,13 @@ class Runner:
             self.log(f"  student {cell.student} ({cell.method}): training ({spec.student.epochs} epochs)")
             distil = cell.method != "none"
             cached_logits = None
-            if distil and not spec.student.augment:
-                # No augmentation: the teacher sees the same images every epoch, so its
-                # logits are computed once per teacher and reused by all its students.
+            if distil and spec.student.augment in ((), ("flip",)):
+                # No augmentation, or flip only: the teacher sees one of at most two versions
+                # of each image, so its logits are computed once per teacher (and version) and
+                # reused by all its students instead of a teacher forward every step.
                 cached_logits = self.teacher_train_logits(source, sinfo, p, policy)
+                if spec.student.augment:
+                    cached_logits = (cached_logits, self.teacher_train_logits(source, sinfo, p, policy, flip=True))
             fr = fit(student, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
                      stage=f"student {cell.student} [{cell.method}]", teacher=source if distil else None, kd=spec.kd if distil else None,
                      method="dkd" if cell.method == "dkd" else "kd",
@@ -429,7 +434,9 @@ class Runner:
             pretrained={n: self._pretrained_info[n] for n in (cell.teacher, *cell.assistants, cell.student) if n in self._pretrained_info},
             normalisation={"mean": p.train.mean.flatten().tolist(), "std": p.train.std.flatten().tolist(), "classes": p.data.classes,
                            "image_size": p.image_size, "channels": p.data.channels},
-            teacher={"logits": ("computed once on the training split (no augmentation)" if not spec.student.augment else "computed every step") if distil else "not used in training",
+            teacher={"logits": {(): "computed once on the training split (no augmentation)",
+                                ("flip",): "computed once on the training split, plain and mirrored (flip is the only augmentation)"}.get(
+                                    spec.student.augment, "computed every step") if distil else "not used in training",
                      "chain": chain_info, "cache_key": tinfo["key"], "weights_sha256": tinfo["weights_sha256"], "from_cache": tinfo["cached"], "history": tinfo["history"], "selected_epoch": tinfo["selected_epoch"]},
             student={"weights_sha256": tensors_sha256(state), "history": fr.history, "selected_epoch": fr.selected_epoch, "stopped_early": fr.stopped_early, "train_seconds": fr.train_seconds},
             timing={"cell_seconds": round(time.perf_counter() - t0, 3)},

@@ -141,14 +141,16 @@ def apply_augmentation(xb: torch.Tensor, params: dict[str, torch.Tensor]) -> tor
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: DeviceData, batch_size: int, policy: prec.Policy, device: torch.device) -> torch.Tensor:
-    """Logits (float32, on CPU) for every image, in order, with the model in eval mode."""
+def predict(model: nn.Module, data: DeviceData, batch_size: int, policy: prec.Policy, device: torch.device, flip: bool = False) -> torch.Tensor:
+    """Logits (float32, on CPU) for every image, in order, with the model in eval mode
+    (``flip``: of every image mirrored left-right, as the flip augmentation mirrors it)."""
     was_training = model.training
     model.eval()
     outs = []
     for i in range(0, len(data), batch_size):
         with prec.autocast(policy, device):
-            outs.append(model(data.normalise(data.x[i : i + batch_size])).float().cpu())
+            xb = data.x[i : i + batch_size]
+            outs.append(model(data.normalise(xb.flip(3) if flip else xb)).float().cpu())
     model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)
 
@@ -202,7 +204,7 @@ def fit(
     teacher: nn.Module | None = None,
     kd: KDSpec | None = None,
     method: str = "kd",
-    teacher_logits: torch.Tensor | None = None,
+    teacher_logits: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
     epoch_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None,
     log: Log = print,
 ) -> FitResult:
@@ -210,7 +212,9 @@ def fit(
 
     The teacher stays in eval mode and runs under no_grad. ``teacher_logits`` (the eval-mode
     teacher's logits for every training image, in order) replace the per-step teacher
-    forward; only valid when the recipe has no augmentation. ``epoch_metrics`` adds metrics of
+    forward: a tensor when the recipe has no augmentation, or (plain, mirrored) when flip is
+    its only augmentation — the one that can be replayed: each step takes the row matching
+    its image's flip draw. ``epoch_metrics`` adds metrics of
     the validation logits to each epoch's history row (as val_<name>). Raises TrainingFault on a
     non-finite loss (naming the epoch and step), leaving nothing half-done behind."""
     gen = torch.Generator().manual_seed(seed)
@@ -230,8 +234,11 @@ def fit(
     steps = n // bs + (1 if n % bs > 1 else 0)
     sched, sched_every = make_scheduler(opt, recipe, steps)
     scaler = prec.grad_scaler(policy, device)
-    if teacher_logits is not None and recipe.augment:
-        raise ValueError("cached teacher logits cannot be used with augmentation: the images change every step")
+    if teacher_logits is not None:
+        pair = isinstance(teacher_logits, tuple)
+        if recipe.augment not in ((), ("flip",)) or pair != (recipe.augment == ("flip",)):
+            raise ValueError(f"cached teacher logits need no augmentation (one tensor) or flip only (plain and mirrored), "
+                             f"got augment={list(recipe.augment)} with {'two tensors' if pair else 'one tensor'}")
     if teacher is not None:
         teacher.eval()
         for p in teacher.parameters():
@@ -267,7 +274,9 @@ def fit(
                 if teacher is not None and teacher_logits is None:
                     with torch.no_grad():
                         t_out = teacher(xb)
-            if teacher_logits is not None:
+            if isinstance(teacher_logits, tuple):
+                t_out = torch.where(aug["flip"][lo:hi, None], teacher_logits[1][idx], teacher_logits[0][idx])
+            elif teacher_logits is not None:
                 t_out = teacher_logits[idx]
             if teacher is not None and kd is not None and method == "dkd":
                 loss, parts = dkd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.dkd_ce_weight, alpha=kd.dkd_alpha, beta=kd.dkd_beta, label_smoothing=recipe.label_smoothing)

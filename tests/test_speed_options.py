@@ -48,3 +48,32 @@ def test_speed_option_is_deterministic_and_learns_alike(smoke_data, option):
     # and test top-1 within 5 points after two epochs on 400 images.
     assert a[1] == pytest.approx(base_loss, rel=0.05), (option, a[1], base_loss)
     assert abs(a[2] - base_acc) <= 0.05, (option, a[2], base_acc)
+
+
+@pytest.mark.smoke
+def test_flip_replayed_from_cached_teacher_logits_matches_the_teacher_forward(smoke_data):
+    """With flip as the only augmentation the student's KD targets come from two cached logit
+    tables (plain, mirrored), picked per image by its flip draw; that must give the same
+    training as running the teacher every step, up to float rounding of batch composition."""
+    import dataclasses
+
+    suite, p = smoke_data
+    cpu, policy = torch.device("cpu"), prec.get_policy("fp32", torch.device("cpu"))
+    configure_determinism(1)
+    teacher = build_model("cnn_small", 1, 10, 28).eval()
+    recipe = dataclasses.replace(suite.spec.student, epochs=1, augment=("flip",))
+    tables = (predict(teacher, p.train, 512, policy, cpu), predict(teacher, p.train, 512, policy, cpu, flip=True))
+    assert not torch.allclose(tables[0], tables[1]), "mirrored images give other logits"
+    runs = []
+    for cached in (None, tables):
+        configure_determinism(0)
+        student = build_model("cnn_tiny", 1, 10, 28)
+        fr = fit(student, p.train, p.val, recipe, seed=0, policy=policy, device=cpu, stage="t", teacher=teacher,
+                 kd=suite.spec.kd, teacher_logits=cached, log=lambda m: None)
+        runs.append((fr.history[-1], student.state_dict()))
+    (h_step, w_step), (h_cache, w_cache) = runs
+    assert h_cache["train_kd"] == pytest.approx(h_step["train_kd"], rel=1e-5)
+    assert all(torch.allclose(w_step[k].float(), w_cache[k].float(), rtol=1e-3, atol=1e-4) for k in w_step)
+    with pytest.raises(ValueError, match="flip only"):
+        fit(build_model("cnn_tiny", 1, 10, 28), p.train, p.val, recipe, seed=0, policy=policy, device=cpu, stage="t",
+            teacher=teacher, kd=suite.spec.kd, teacher_logits=tables[0], log=lambda m: None)
