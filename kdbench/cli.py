@@ -87,7 +87,8 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
             made.update(suite_gradcam(suite, results, results_dir, fig_dir, Path(args.data_root) if args.data_root else None,
                                       Path(args.cache) if args.cache else None, log=lambda m: print(m, file=sys.stderr)))
         figures = {k: Path(os.path.relpath(v, out.parent)).as_posix() for k, v in made.items()}
-    page = suite_page(suite.name, suite.spec.description, results, load_golden(suite.name, device_class), device_class, figures)
+    page = suite_page(suite.name, suite.spec.description, results, load_golden(suite.name, device_class), device_class, figures,
+                      suite.spec.reported)
     if out is not None:
         from .io import atomic_write_bytes
 
@@ -306,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     except KDBenchError as e:
         print(f"kdbench: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co., which stopped reading: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("\nkdbench: interrupted. Finished cells are saved; run the same command again to resume.", file=sys.stderr)
         return 130

@@ -105,6 +105,36 @@ def precision_table(results: dict[str, dict]) -> str | None:
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def reported_table(results: dict[str, dict], reported) -> str | None:
+    """The system's published figures beside ours: the mean over the matching cells' seeds,
+    and the difference where both were measured on the same data."""
+    if not reported:
+        return None
+    ok = [r for r in results.values() if r["status"] == "ok"]
+    table = []
+    for rep in reported:
+        what = (f"{rep.student} [{rep.method}]" + (f" from {rep.teacher}" if rep.teacher else "")) if rep.student else f"teacher {rep.teacher}"
+        same = [r for r in ok if (not rep.teacher or r["cell"]["teacher"] == rep.teacher)
+                and (not rep.student or (r["cell"]["student"] == rep.student and r["cell"]["method"] == rep.method))]
+        here = sorted({r["cell"]["dataset"] for r in same})
+        comparable = [r for r in same if r["cell"]["dataset"] == rep.dataset]
+        if comparable:
+            if not rep.student:  # one value per trained teacher, however many students it taught
+                comparable = list({r.get("teacher", {}).get("cache_key") or (r["cell"]["precision"], r["cell"]["seed"], r["cell"].get("variant")): r
+                                   for r in comparable}.values())
+            key = "teacher_test_top1_" if not rep.student else "test_top1_"
+            vals = [next(v for k, v in r["metrics"].items() if k.startswith(key)) for r in comparable]
+            ours = 100 * sum(vals) / len(vals)
+            ours_s, delta = f"{ours:.2f} (n={len(vals)})", f"{ours - rep.top1:+.2f}"
+        elif same:
+            ours_s, delta = "not comparable: ours on " + ", ".join(here), "—"
+        else:
+            ours_s, delta = "not run yet", "—"
+        table.append([what, f"{rep.dataset} ({rep.split})", f"{rep.top1:.2f}", ours_s, delta, rep.source])
+    return tabulate(table, ["model", "reported on", "reported top-1 %", "ours, test top-1 %", "Δ pp", "source"],
+                    tablefmt="github", disable_numparse=True)
+
+
 def training_table(results: dict[str, dict]) -> str | None:
     """Per cell: size, cost and how training ended (S4's run summary)."""
     table = []
@@ -126,7 +156,7 @@ def training_table(results: dict[str, dict]) -> str | None:
 
 
 def suite_page(suite_name: str, description: str, results: dict[str, dict], golden: dict | None, device_class: str,
-               figures: dict[str, str] | None = None) -> str:
+               figures: dict[str, str] | None = None, reported=()) -> str:
     """The Markdown page of a suite; ``figures`` maps a figure's title to its path relative to the page."""
     any_r = next(iter(results.values()), None)
     stat = any_r["statistic"] if any_r else ""
@@ -147,6 +177,11 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
                   "teacher and student. fp8 eval (sim): the fp32 cell's student evaluated with per-tensor scaled float8 e4m3 "
                   "weights and activations in every Conv2d and Linear (simulated, fp32 compute).", "",
                   by_precision, ""]
+    against = reported_table(results, reported)
+    if against:
+        lines += ["## Against the published figures", "",
+                  "The reproduced system's own figures (see the suite file) beside ours from these results; a difference "
+                  "only where both come from the same data set.", "", against, ""]
     summary = training_table(results)
     if summary:
         lines += ["## Training summary", "",

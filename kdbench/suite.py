@@ -161,6 +161,22 @@ SWEEPABLE = ("teacher.", "student.", "kd.")
 
 
 @dataclass(frozen=True)
+class ReportedSpec:
+    """A top-1 figure the reproduced system published, shown beside ours in the report.
+    ``student`` empty: the teacher's own accuracy. ``dataset``: what it was measured on — a
+    dataset of the matrix, or another name when ours differs (the report then says the
+    figures are not comparable instead of subtracting them)."""
+
+    top1: float  # percent, as published
+    dataset: str
+    source: str
+    teacher: str = ""
+    student: str = ""
+    method: str = ""  # with a student: none / kd / dkd / takd
+    split: Literal["test", "val"] = "test"
+
+
+@dataclass(frozen=True)
 class SuiteSpec:
     name: str
     matrix: MatrixSpec
@@ -179,6 +195,7 @@ class SuiteSpec:
     # does not fit (a 1000-class head on a 10-class task) are left at their init and listed
     # in the result. The file's sha256 is part of every affected cache key and result.
     pretrained: dict[str, str] = field(default_factory=dict)
+    reported: tuple[ReportedSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -481,6 +498,17 @@ def validate(spec: SuiteSpec, source: str) -> None:
             raise SuiteError(source, f"pretrained.{name}", f"{name!r} is not a model of this suite's matrix{suggest(name, sorted(in_matrix))}")
         if not file:
             raise SuiteError(source, f"pretrained.{name}", "needs a file path")
+    for i, r in enumerate(spec.reported):
+        where = f"reported[{i}]"
+        if not 0 < r.top1 <= 100:
+            raise SuiteError(source, f"{where}.top1", f"is a percentage in (0, 100], got {r.top1}")
+        if not r.teacher and not r.student:
+            raise SuiteError(source, where, "names a teacher, a student, or both")
+        for role, name in (("teacher", r.teacher), ("student", r.student)):
+            if name and name not in in_matrix:
+                raise SuiteError(source, f"{where}.{role}", f"{name!r} is not a model of this suite's matrix{suggest(name, sorted(in_matrix))}")
+        if r.student and r.method not in METHODS:
+            raise SuiteError(source, f"{where}.method", f"a student's figure needs its method, one of {', '.join(METHODS)}; got {r.method!r}")
     if not spec.metrics:
         raise SuiteError(source, "metrics", "needs at least one metric")
     _check_names(source, "metrics", spec.metrics, list(METRICS), "metric")

@@ -107,3 +107,34 @@ def test_report_page_with_figures_and_gradcam(tmp_path):
     bad = kdbench(*args, tmp=tmp_path)
     assert bad.returncode == 2 and "do not match the sha256" in bad.stderr
     json.loads(next(res.glob("smoke/*.json")).read_text())  # results untouched
+
+
+def test_published_figures_beside_ours():
+    from kdbench.report import reported_table
+    from kdbench.suite import ReportedSpec
+
+    ours = {c["cell_id"]: c for c in (_fake("a", "fp32", "kd", 0.70), _fake("b", "fp32", "none", 0.66))}
+    for r in ours.values():
+        r["metrics"]["teacher_test_top1_last"] = 0.80
+    reported = (
+        ReportedSpec(top1=82.0, dataset="d", source="paper", teacher="t"),
+        ReportedSpec(top1=71.5, dataset="d", source="paper", teacher="t", student="s", method="kd"),
+        ReportedSpec(top1=90.0, dataset="other", source="paper", student="s", method="none"),
+        ReportedSpec(top1=50.0, dataset="d", source="paper", student="s", method="dkd"),
+    )
+    lines = reported_table(ours, reported).splitlines()[2:]
+    assert "| 80.00 (n=1)" in lines[0] and "| -2.00" in lines[0]
+    assert "| 70.00 (n=1)" in lines[1] and "| -1.50" in lines[1]
+    assert "not comparable: ours on d" in lines[2]
+    assert "not run yet" in lines[3]
+
+
+def test_reported_figures_are_validated():
+    from .test_suite import SMOKE, error_of
+
+    e = error_of(SMOKE, "reported=[{student: cnn_tiny, top1: 70, dataset: fmnist-smoke, source: x}]")
+    assert "reported[0].method: a student's figure needs its method" in str(e)
+    e = error_of(SMOKE, "reported=[{teacher: resnet50, top1: 70, dataset: d, source: x}]")
+    assert "reported[0].teacher: 'resnet50' is not a model of this suite's matrix" in str(e)
+    e = error_of(SMOKE, "reported=[{teacher: cnn_medium, top1: 170, dataset: d, source: x}]")
+    assert "reported[0].top1: is a percentage in (0, 100], got 170.0" in str(e)
