@@ -59,7 +59,6 @@ class Prepared:
     image_size: int  # what the models see: the data's size, or data.resize
 
 
-
 @dataclass
 class RunOptions:
     results_dir: Path = Path("results")
