@@ -42,6 +42,19 @@ def test_fp8_simulation_leaves_the_model_alone_and_stays_close():
     assert torch.corrcoef(torch.stack([sim.flatten(), ref.flatten()]))[0, 1] > 0.98
 
 
+def test_fp8_simulation_of_a_compiled_model_is_quantised():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    x = torch.randn(32, 16)
+    eager_sim = fp8_simulated(model)(x)
+    # A compiled student (recipe.compile) is simulated through a copy: the copy must run the
+    # quantised layers, not the original's compiled function (torch drops it when copying).
+    model.compile(backend="eager")  # no C compiler needed: what matters is the compiled wrapper
+    compiled_sim = fp8_simulated(model)(x)
+    assert torch.equal(compiled_sim, eager_sim)
+    assert not torch.equal(compiled_sim, model(x))
+
+
 def test_fp8_training_is_unsupported_on_cpu_with_the_reason():
     why = fp8_training_unsupported(torch.device("cpu"))
     assert "needs a CUDA GPU with fp8 matmuls" in why and "this run is on cpu" in why
