@@ -58,6 +58,7 @@ def tables(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Throughput benchmarks, then compared against the saved baseline measured on the same
     machine (benchmarks/*.json; threshold from benchmarks/thresholds.json): fails on a regression."""
+    Path(".benchmarks").mkdir(exist_ok=True)
     session.run("python", "-m", "pytest", "-m", "benchmark", "--benchmark-enable", "--benchmark-json=.benchmarks/latest.json", *session.posargs)
     session.run("python", "-m", "kdbench", "bench-compare", ".benchmarks/latest.json")
 
