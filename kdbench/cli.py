@@ -180,6 +180,32 @@ def cmd_golden_check(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_diff(args) -> int:
+    from .diff import diff_results, provenance_changes
+    from .golden import load_golden
+    from .runner import load_results
+    from .suite import load_suite
+
+    suite = load_suite(args.suite, _overrides(args))
+    a, b = load_results(suite, Path(args.a)), load_results(suite, Path(args.b))
+    common = set(a) & set(b)
+    if not common:
+        raise KDBenchError(f"no cell of {suite.name} is finished in both {args.a}/{suite.name}/ ({len(a)} cells) and "
+                           f"{args.b}/{suite.name}/ ({len(b)} cells)")
+    device_class = args.device_class or next(iter(a.values()))["environment"]["device_class"]
+    golden = load_golden(suite.name, device_class)
+    changes = provenance_changes({k: a[k] for k in common}, {k: b[k] for k in common})
+    print(f"A = {args.a}, B = {args.b}: {len(common)} cells in both; tolerances from "
+          + (f"golden/{suite.name}/{device_class}.json" if golden else f"no golden file for {device_class}"))
+    print("differs in: " + ("; ".join(changes) if changes else "nothing recorded (same torch, GPU, code, data)") + "\n")
+    table, moved = diff_results({k: a[k] for k in common}, {k: b[k] for k in common}, golden, args.metric)
+    print(table)
+    if moved:
+        print(f"\n{len(moved)} metric(s) moved beyond their golden tolerance:\n  " + "\n  ".join(moved), file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_bench_report(args) -> int:
     from .bench_report import bench_tables
     from .io import atomic_write_bytes
@@ -273,6 +299,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=3)
     p.set_defaults(fn=cmd_predict)
+    p = sub.add_parser("diff", help="did a change move the numbers? two results folders of a suite, cell by cell (exit 1: moved)")
+    _suite_args(p)
+    p.add_argument("a", help="results folder before (holds SUITE/…)")
+    p.add_argument("b", help="results folder after")
+    p.add_argument("--metric", default="test_top1", help="metrics whose name starts with this (default: test_top1)")
+    p.add_argument("--device-class", help="golden file to take tolerances from (default: A's device class)")
+    p.set_defaults(fn=cmd_diff)
     p = sub.add_parser("bench-report", help="Markdown tables from a pytest-benchmark JSON file")
     p.add_argument("json")
     p.add_argument("--out", help="output file (default: the JSON's name with .md)")

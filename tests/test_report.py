@@ -138,3 +138,40 @@ def test_reported_figures_are_validated():
     assert "reported[0].teacher: 'resnet50' is not a model of this suite's matrix" in str(e)
     e = error_of(SMOKE, "reported=[{teacher: cnn_medium, top1: 170, dataset: d, source: x}]")
     assert "reported[0].top1: is a percentage in (0, 100], got 170.0" in str(e)
+
+
+@pytest.mark.smoke
+def test_diff_of_two_runs_says_what_moved_and_why(tmp_path):
+    args = ["run", "suites/smoke.yaml", "--cells", "*cnn_tiny__fp32__*", "--set", "split.max_per_class=20", *QUICK]
+    kdbench(*args, "--results", str(tmp_path / "a"), tmp=tmp_path, check=True)
+    kdbench(*args, "--results", str(tmp_path / "same"), tmp=tmp_path, check=True)
+    kdbench(*args, "--results", str(tmp_path / "lr"), "--set", "student.optimizer.lr=0.3", tmp=tmp_path, check=True)
+    same = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "same"), tmp=tmp_path, check=True)
+    assert same.stdout.count("same weights (bitwise)") == 2 and "differs in: nothing recorded" in same.stdout
+    moved = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "lr"), tmp=tmp_path)
+    # Tolerances come from golden/smoke/cpu.json (seed spread of the full smoke cells).
+    assert "tolerances from golden/smoke/cpu.json" in moved.stdout and "±6.48" in moved.stdout
+    verdicts = [line.rsplit("|", 2)[1].strip() for line in moved.stdout.splitlines() if line.startswith("| fmnist-smoke")]
+    assert len(verdicts) == 2 and set(verdicts) <= {"within tolerance", "MOVED"}
+    assert moved.returncode == (1 if "MOVED" in verdicts else 0)
+    none = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "nowhere"), tmp=tmp_path)
+    assert none.returncode == 2 and "no cell of smoke is finished in both" in none.stderr
+
+
+def test_diff_verdicts_against_golden_tolerances():
+    from kdbench.diff import diff_results, provenance_changes
+
+    def res(top1: float, sha: str, torch_version: str) -> dict:
+        r = _fake("c", "fp32", "kd", top1)
+        r.update(student={"weights_sha256": sha}, environment={"torch": torch_version}, fingerprints={"code": "x"})
+        return r
+
+    golden = {"cells": {"c": {"metrics": {"test_top1_last": {"tolerance": 0.05}}}}}
+    a = {"c": res(0.70, "w1", "2.11.0")}
+    table, moved = diff_results(a, {"c": res(0.68, "w2", "2.14.1")}, golden)
+    assert "within tolerance" in table and moved == []
+    table, moved = diff_results(a, {"c": res(0.60, "w2", "2.14.1")}, golden)
+    assert "MOVED" in table and moved == ["c: test_top1_last 70.00 → 60.00 % (-10.00 pp; tolerance ±5.00)"]
+    assert "same weights (bitwise)" in diff_results(a, {"c": res(0.70, "w1", "2.11.0")}, golden)[0]
+    assert "no golden tolerance" in diff_results(a, {"c": res(0.60, "w2", "2.11.0")}, None)[0]
+    assert provenance_changes(a, {"c": res(0.6, "w2", "2.14.1")}) == ["torch: 2.11.0 → 2.14.1"]

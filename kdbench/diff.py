@@ -1,0 +1,58 @@
+"""Did a change move the numbers? Two results folders of the same suite, cell by cell: each
+metric before and after, the difference, and whether it stays within the seed-to-seed
+tolerance the golden file records for that cell (measured, not guessed), plus whatever
+differs in how the two were produced (torch, GPU, code, data)."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+# What a result's provenance can differ in, and where it sits in the result file.
+_PROVENANCE = {
+    "torch": ("environment", "torch"), "CUDA": ("environment", "cuda"), "cuDNN": ("environment", "cudnn"),
+    "GPU": ("environment", "gpu"), "device class": ("environment", "device_class"), "git revision": ("environment", "git_revision"),
+    "training code": ("fingerprints", "code"), "data": ("fingerprints", "dataset"), "split": ("fingerprints", "split"),
+}
+
+
+def _get(res: dict, path: tuple[str, str]):
+    return res.get(path[0], {}).get(path[1])
+
+
+def provenance_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
+    """'torch: 2.11.0 → 2.14.1' lines for every provenance field whose values differ."""
+    lines = []
+    for label, path in _PROVENANCE.items():
+        va = sorted({str(_get(r, path)) for r in a.values()})
+        vb = sorted({str(_get(r, path)) for r in b.values()})
+        if va != vb:
+            lines.append(f"{label}: {', '.join(v[:16] for v in va)} → {', '.join(v[:16] for v in vb)}")
+    return lines
+
+
+def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, metric_prefix: str = "test_top1") -> tuple[str, list[str]]:
+    """A Markdown table over the cells both folders finished, and the cells whose metric moved
+    beyond its golden tolerance."""
+    rows, moved = [], []
+    tolerances = (golden or {}).get("cells", {})
+    for cid in sorted(set(a) & set(b)):
+        ra, rb = a[cid], b[cid]
+        if ra["status"] != "ok" or rb["status"] != "ok":
+            rows.append([cid, "", ra["status"], rb["status"], "", "", ""])
+            continue
+        same_weights = ra["student"]["weights_sha256"] == rb["student"]["weights_sha256"]
+        for name in sorted(k for k in ra["metrics"] if k.startswith(metric_prefix) and k in rb["metrics"]):
+            va, vb = ra["metrics"][name], rb["metrics"][name]
+            tol = tolerances.get(cid, {}).get("metrics", {}).get(name, {}).get("tolerance")
+            if same_weights:
+                verdict = "same weights (bitwise)"
+            elif tol is None:
+                verdict = "no golden tolerance"
+            elif abs(vb - va) <= tol:
+                verdict = "within tolerance"
+            else:
+                verdict = "MOVED"
+                moved.append(f"{cid}: {name} {100 * va:.2f} → {100 * vb:.2f} % ({100 * (vb - va):+.2f} pp; tolerance ±{100 * tol:.2f})")
+            rows.append([cid, name, f"{100 * va:.2f}", f"{100 * vb:.2f}", f"{100 * (vb - va):+.2f}", f"±{100 * tol:.2f}" if tol is not None else "—", verdict])
+    table = tabulate(rows, ["cell", "metric", "A %", "B %", "B − A (pp)", "golden tolerance (pp)", "verdict"], tablefmt="github", disable_numparse=True)
+    return table, moved
