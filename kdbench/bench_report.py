@@ -13,6 +13,20 @@ def _median_us(b: dict) -> float:
     return b["stats"]["median"] * 1e6
 
 
+def _per_model(benches: list[dict], prefix: str, title: str) -> list[str]:
+    """A section with one row per model and precision, each against the same model at fp32."""
+    chosen = [b for b in benches if b["name"].startswith(prefix)]
+    if not chosen:
+        return []
+    base = {b["extra_info"]["model"]: _median_us(b) for b in chosen if b["extra_info"]["precision"] == "fp32"}
+    rows = []
+    for b in sorted(chosen, key=lambda b: (b["extra_info"]["model"], b["extra_info"]["precision"])):
+        e = b["extra_info"]
+        rows.append([e["model"], e["precision"], e["batch"], f"{_median_us(b) / 1e3:.3f}", e.get("images_per_s", "—"),
+                     f"{base[e['model']] / _median_us(b):.2f}×" if e["model"] in base else "—"])
+    return [f"## {title}", "", tabulate(rows, ["model", "precision", "batch", "wall ms", "images/s (GPU time)", "speed vs fp32"], tablefmt="github"), ""]
+
+
 def bench_tables(path: Path) -> str:
     data = json.loads(Path(path).read_text())
     mi = data["machine_info"].get("kdbench", {})
@@ -34,16 +48,8 @@ def bench_tables(path: Path) -> str:
         out += ["## KD loss, forward + backward", "",
                 tabulate(rows, ["B×C", "logits", "impl", "wall µs", "GPU µs", "memory floor µs", "× floor", "speed vs eager"], tablefmt="github"), ""]
 
-    fw = [b for b in benches if b["name"].startswith("test_forward_throughput")]
-    if fw:
-        base = {b["extra_info"]["model"]: _median_us(b) for b in fw if b["extra_info"]["precision"] == "fp32"}
-        rows = []
-        for b in sorted(fw, key=lambda b: (b["extra_info"]["model"], b["extra_info"]["precision"])):
-            e = b["extra_info"]
-            rows.append([e["model"], e["precision"], e["batch"], f"{_median_us(b) / 1e3:.3f}", e.get("images_per_s", "—"),
-                         f"{base[e['model']] / _median_us(b):.2f}×" if e["model"] in base else "—"])
-        out += ["## Inference throughput, 32×32 inputs", "",
-                tabulate(rows, ["model", "precision", "batch", "wall ms", "images/s (GPU time)", "speed vs fp32"], tablefmt="github"), ""]
+    out += _per_model(benches, "test_forward_throughput", "Inference throughput, 32×32 inputs")
+    out += _per_model(benches, "test_train_step_throughput", "Training step (forward, CE, backward, SGD; deterministic), 32×32 inputs")
 
     st = [b for b in benches if b["name"].startswith("test_kd_train_step")]
     if st:

@@ -122,6 +122,49 @@ def test_forward_throughput(benchmark, name, precision):
         benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(FWD_BATCH / (gpu_ms / 1e3)))
 
 
+TRAIN_BATCH = 256 if ON_GPU else 8
+
+
+@pytest.mark.parametrize("precision", FWD_PRECISIONS)
+@pytest.mark.parametrize("name", MODELS.names())
+def test_train_step_throughput(benchmark, name, precision):
+    """One optimisation step (forward, cross-entropy, backward, SGD) of every registered model,
+    deterministic kernels on as in a real run, at 3×32×32 and 10 classes."""
+    policy = prec.get_policy(precision, DEVICE)
+    prec.apply_global_flags(policy)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(0)
+    model = build_model(name, 3, 10, 32).to(DEVICE).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scaler = prec.grad_scaler(policy, DEVICE)
+    x = torch.randn(TRAIN_BATCH, 3, 32, 32, device=DEVICE)
+    y = torch.randint(0, 10, (TRAIN_BATCH,), device=DEVICE)
+
+    def step():
+        with prec.autocast(policy, DEVICE):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    try:
+        step()
+        sync()
+
+        def timed():
+            step()
+            sync()
+
+        benchmark(timed)
+        gpu_ms = cuda_event_ms(step, iters=10)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    benchmark.extra_info.update(model=name, precision=precision, batch=TRAIN_BATCH, device=str(DEVICE))
+    if gpu_ms is not None:
+        benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(TRAIN_BATCH / (gpu_ms / 1e3)))
+
+
 @pytest.mark.parametrize("deterministic", [True, False])
 @pytest.mark.parametrize("precision", FWD_PRECISIONS)
 def test_kd_train_step(benchmark, precision, deterministic):

@@ -78,3 +78,23 @@ def test_saved_thresholds_have_reasons_and_files():
         assert (REPO / "benchmarks" / name).exists(), name
         assert 0 < entry["threshold"] < 5 and "measured" in entry["reason"]
         assert threshold_for(REPO / "benchmarks" / name, REPO / "benchmarks" / "thresholds.json")[0] == entry["threshold"]
+
+
+def test_bench_tables_state_ratios_against_the_same_runs_baseline(tmp_path):
+    from kdbench.bench_report import bench_tables
+
+    def b(name, median, **extra):
+        return {"name": name, "fullname": name, "stats": {"median": median}, "extra_info": extra}
+
+    data = {"machine_info": {"kdbench": {"gpu": "G", "torch": "t"}}, "datetime": "now", "benchmarks": [
+        b("test_train_step_throughput[m-fp32]", 2e-3, model="m", precision="fp32", batch=8),
+        b("test_train_step_throughput[m-bf16]", 1e-3, model="m", precision="bf16", batch=8),
+        b("test_forward_throughput[m-fp32]", 4e-3, model="m", precision="fp32", batch=8),
+    ]}
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(data))
+    page = bench_tables(path)
+    train = page[page.index("## Training step"):]
+    assert "2.00×" in train and "1.00×" in page[page.index("## Inference"):page.index("## Training step")]
+    committed = bench_tables(REPO / "benchmarks" / "cuda-sm90-h100.json")
+    assert "## Inference throughput" in committed and "## KD loss, forward + backward" in committed
