@@ -306,11 +306,15 @@ class Runner:
 
     @staticmethod
     def epoch_metrics(p: Prepared, spec):
-        """The suite's metrics on the validation split after every epoch (those that need
-        the teacher are for the test split only)."""
-        wanted = tuple(m for m in spec.metrics if m not in ("agreement", "kl_teacher"))
+        """The suite's metrics on the validation split after every epoch."""
         y = p.val.y.cpu()
-        return lambda logits: classification_metrics(logits, y, p.data.num_classes, wanted)
+        return lambda logits: classification_metrics(logits, y, p.data.num_classes, history_metric_names(spec))
+
+    def test_metrics(self, p: Prepared, spec, policy: prec.Policy):
+        """The suite's metrics on the test split for a model (student.test_each_epoch)."""
+        y = p.test.y.cpu()
+        return lambda model: classification_metrics(predict(model, p.test, 512, policy, self.device), y, p.data.num_classes,
+                                                    history_metric_names(spec))
 
     # ----------------------------------------------------------------- cells
 
@@ -396,7 +400,8 @@ class Runner:
             fr = fit(student, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
                      stage=f"student {cell.student} [{cell.method}]", teacher=source if distil else None, kd=spec.kd if distil else None,
                      method="dkd" if cell.method == "dkd" else "kd",
-                     teacher_logits=cached_logits, epoch_metrics=self.epoch_metrics(p, spec), log=self.log)
+                     teacher_logits=cached_logits, epoch_metrics=self.epoch_metrics(p, spec),
+                     test_metrics=self.test_metrics(p, spec, policy), log=self.log)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t_inf = time.perf_counter()
@@ -441,6 +446,12 @@ class Runner:
             timing={"cell_seconds": round(time.perf_counter() - t0, 3)},
             finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
+
+
+def history_metric_names(spec) -> tuple[str, ...]:
+    """The suite's metrics that make sense per epoch (those against the teacher are for the
+    final test evaluation only)."""
+    return tuple(m for m in spec.metrics if m not in ("agreement", "kl_teacher"))
 
 
 def history_csv(rows: list[dict]) -> str:

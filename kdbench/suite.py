@@ -82,6 +82,9 @@ class RecipeSpec:
     # Speed options (each keeps a run deterministic; each changes float rounding, so results
     # differ from a run without it): channels_last memory format for model and batches,
     # the optimizer's fused (single-kernel) implementation, torch.compile of the model.
+    # Also evaluate on the test split after every epoch, into the history only (S2 logs test
+    # metrics per epoch). Never used to select weights or stop: that is the validation split's job.
+    test_each_epoch: bool = False
     channels_last: bool = False
     fused_optimizer: bool = False
     compile: bool = False

@@ -206,6 +206,7 @@ def fit(
     method: str = "kd",
     teacher_logits: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
     epoch_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None,
+    test_metrics: Callable[[nn.Module], dict[str, float]] | None = None,
     log: Log = print,
 ) -> FitResult:
     """Train ``model`` by ``recipe``; with a ``teacher`` and ``kd``, distil from it.
@@ -215,7 +216,9 @@ def fit(
     forward: a tensor when the recipe has no augmentation, or (plain, mirrored) when flip is
     its only augmentation — the one that can be replayed: each step takes the row matching
     its image's flip draw. ``epoch_metrics`` adds metrics of
-    the validation logits to each epoch's history row (as val_<name>). Raises TrainingFault on a
+    the validation logits to each epoch's history row (as val_<name>); with
+    ``recipe.test_each_epoch``, ``test_metrics(model)`` adds test_<name> (logged, never used to
+    select or stop). Raises TrainingFault on a
     non-finite loss (naming the epoch and step), leaving nothing half-done behind."""
     gen = torch.Generator().manual_seed(seed)
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
@@ -334,6 +337,8 @@ def fit(
         }
         if epoch_metrics is not None and len(val):
             row.update({f"val_{k}": v for k, v in epoch_metrics(val_logits).items() if k != "top1"})
+        if test_metrics is not None and recipe.test_each_epoch:  # logged only; never selects or stops
+            row.update({f"test_{k}": v for k, v in test_metrics(model).items()})
         if device.type == "cuda":
             row["max_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
         result.history.append(row)

@@ -174,3 +174,19 @@ def test_resized_data_builds_models_for_the_new_size(tmp_path):
     res28 = json.loads(next((tmp_path / "r28" / "smoke").glob("*.json")).read_text())
     # cnn_tiny is fully convolutional up to a global pool: 4× the pixels, 4× the FLOPs.
     assert res["cost"]["student_flops_per_image"] == pytest.approx(4 * res28["cost"]["student_flops_per_image"], rel=0.05)
+
+
+@pytest.mark.smoke
+def test_test_metrics_each_epoch_are_logged_not_used(tmp_path):
+    args = ["run", "suites/smoke.yaml", "--cells", "*cnn_tiny__fp32__none*", "--set", "split.max_per_class=20", *QUICK]
+    plain = kdbench(*args, "--results", str(tmp_path / "a"), tmp=tmp_path, check=True)
+    logged = kdbench(*args, "--results", str(tmp_path / "b"), "--set", "student.test_each_epoch=true", "--set", "student.epochs=2",
+                     tmp=tmp_path, check=True)
+    assert plain.returncode == logged.returncode == 0
+    res = json.loads(next((tmp_path / "b" / "smoke").glob("*.json")).read_text())
+    last = res["student"]["history"][-1]
+    assert {"test_top1", "test_f1_macro", "val_f1_macro"} <= set(last)
+    # The last epoch's logged test top-1 is the final test metric (last-epoch weights).
+    assert last["test_top1"] == pytest.approx(res["metrics"]["test_top1_last"])
+    header = next((tmp_path / "b" / "smoke").glob("*.history.csv")).read_text().splitlines()[0]
+    assert header.endswith("val_f1_macro,test_top1,test_f1_macro")
