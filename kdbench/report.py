@@ -135,6 +135,25 @@ def reported_table(results: dict[str, dict], reported) -> str | None:
                     tablefmt="github", disable_numparse=True)
 
 
+PER_CLASS_MAX_CELLS = 8  # columns of the per-class table; more cells make it unreadable
+
+
+def per_class_table(results: dict[str, dict]) -> str | None:
+    """Test F1 per class (rows) for each cell (columns) of the suite's first seed, precision
+    and sweep value, with the class's support; the full per-class reports (precision, recall)
+    are in the result files."""
+    ok = [r for _, r in sorted(results.items()) if r["status"] == "ok" and "per_class" in r.get("report", {})]
+    if not ok:
+        return None
+    first = ok[0]["cell"]
+    ok = [r for r in ok if r["cell"]["seed"] == first["seed"] and r["cell"]["precision"] == first["precision"]
+          and r["cell"].get("variant", "") == first.get("variant", "")][:PER_CLASS_MAX_CELLS]
+    classes = ok[0]["report"]["per_class"]
+    table = [[c["class"], c["support"], *(f"{100 * r['report']['per_class'][i]['f1']:.1f}" for r in ok)] for i, c in enumerate(classes)]
+    headers = ["class", "test images", *(f"{r['cell']['student']} [{r['cell']['method']}]" for r in ok)]
+    return tabulate(table, headers, tablefmt="github", disable_numparse=True)
+
+
 def training_table(results: dict[str, dict]) -> str | None:
     """Per cell: size, cost and how training ended (S4's run summary)."""
     table = []
@@ -163,6 +182,11 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
     lines = [f"# Suite `{suite_name}` on `{device_class}`", ""]
     if description:
         lines += [description.strip(), ""]
+    if not results:
+        lines += [f"No finished cell of this suite on `{device_class}` in the results folder yet: run `kdbench run` first "
+                  "(or pick the device class the results were made on with --device-class).", ""]
+        against = reported_table(results, reported)
+        return "\n".join(lines + (["## Published figures", "", against, ""] if against else []))
     lines += [
         f"Test metrics: {stat}. KD gain: test top-1 of the distilled student minus the same student trained alone (same seed).",
         f"Golden band: value ± tolerance from `golden/{suite_name}/{device_class}.json`." if golden else "No golden file for this device class yet.",
@@ -182,6 +206,11 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
         lines += ["## Against the published figures", "",
                   "The reproduced system's own figures (see the suite file) beside ours from these results; a difference "
                   "only where both come from the same data set.", "", against, ""]
+    by_class = per_class_table(results)
+    if by_class:
+        first = next(r for _, r in sorted(results.items()) if r["status"] == "ok")["cell"]
+        lines += ["## Per class", "", f"Test F1 % per class (seed {first['seed']}, {first['precision']}); precision and recall per "
+                  "class are in each result file's `report`.", "", by_class, ""]
     summary = training_table(results)
     if summary:
         lines += ["## Training summary", "",

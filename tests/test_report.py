@@ -175,3 +175,29 @@ def test_diff_verdicts_against_golden_tolerances():
     assert "same weights (bitwise)" in diff_results(a, {"c": res(0.70, "w1", "2.11.0")}, golden)[0]
     assert "no golden tolerance" in diff_results(a, {"c": res(0.60, "w2", "2.11.0")}, None)[0]
     assert provenance_changes(a, {"c": res(0.6, "w2", "2.14.1")}) == ["torch: 2.11.0 → 2.14.1"]
+
+
+def test_page_without_results_says_so_and_lists_the_published_figures():
+    from kdbench.report import suite_page
+    from kdbench.suite import load_suite
+
+    from .conftest import REPO
+
+    suite = load_suite(REPO / "suites" / "s1-cifar10.yaml")
+    page = suite_page(suite.name, suite.spec.description, {}, None, "cpu", None, suite.spec.reported)
+    assert "No finished cell of this suite on `cpu`" in page
+    assert "| teacher timm/efficientnet_b4" in page and "not run yet" in page and "Test metrics" not in page
+
+
+def test_per_class_table_uses_the_first_seed_and_precision():
+    from kdbench.report import per_class_table
+
+    def cell(cid, seed, f1):
+        r = _fake(cid, "fp32", "kd", 0.5)
+        r["cell"]["seed"] = seed
+        r["report"] = {"per_class": [{"class": "a", "support": 3, "f1": f1}, {"class": "b", "support": 4, "f1": 1 - f1}]}
+        return r
+
+    table = per_class_table({"x": cell("x", 0, 0.25), "y": cell("y", 1, 0.40)})
+    assert [c.strip() for c in table.splitlines()[2].split("|")[1:4]] == ["a", "3", "25.0"]
+    assert "40.0" not in table and "60.0" not in table, "only the first seed's cells"
