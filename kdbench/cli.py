@@ -180,6 +180,15 @@ def cmd_golden_check(args) -> int:
     return 1 if problems else 0
 
 
+def _table_then_problems(table: str, problems: list[str], what: str) -> int:
+    """Print the table, then the problems on stderr; exit status 1 when there are any."""
+    print(table)
+    if problems:
+        print(f"\n{len(problems)} {what}:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_diff(args) -> int:
     from .diff import diff_results, provenance_changes
     from .golden import load_golden
@@ -199,11 +208,7 @@ def cmd_diff(args) -> int:
           + (f"golden/{suite.name}/{device_class}.json" if golden else f"no golden file for {device_class}"))
     print("differs in: " + ("; ".join(changes) if changes else "nothing recorded (same torch, GPU, code, data)") + "\n")
     table, moved = diff_results({k: a[k] for k in common}, {k: b[k] for k in common}, golden, args.metric)
-    print(table)
-    if moved:
-        print(f"\n{len(moved)} metric(s) moved beyond their golden tolerance:\n  " + "\n  ".join(moved), file=sys.stderr)
-        return 1
-    return 0
+    return _table_then_problems(table, moved, "metric(s) moved beyond their golden tolerance")
 
 
 def cmd_bench_report(args) -> int:
@@ -244,11 +249,7 @@ def cmd_bench_compare(args) -> int:
         threshold, reason = threshold_for(baseline, Path(args.baseline_dir) / "thresholds.json")
     table, regressions = compare(baseline, new, threshold)
     print(f"{new} against {baseline}; threshold {100 * threshold:.0f} % ({reason})\n")
-    print(table)
-    if regressions:
-        print(f"\n{len(regressions)} regression(s):\n  " + "\n  ".join(regressions), file=sys.stderr)
-        return 1
-    return 0
+    return _table_then_problems(table, regressions, "regression(s)")
 
 
 def cmd_bench_noise(args) -> int:

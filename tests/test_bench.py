@@ -41,6 +41,21 @@ def cuda_event_ms(fn, iters: int = 50) -> float | None:
     return start.elapsed_time(end) / iters
 
 
+def bench_synced(benchmark, fn, warmup: int, gpu_iters: int) -> float | None:
+    """Warm up, let pytest-benchmark time ``fn`` with a synchronisation inside the timed call,
+    then return the CUDA-event GPU ms per call (None on CPU)."""
+    for _ in range(warmup):
+        fn()
+    sync()
+
+    def timed():
+        fn()
+        sync()
+
+    benchmark(timed)
+    return cuda_event_ms(fn, iters=gpu_iters)
+
+
 @pytest.fixture(scope="module")
 def bandwidth_bytes_per_s() -> float | None:
     """Measured device-to-device copy bandwidth (bytes read + written per second)."""
@@ -149,15 +164,7 @@ def test_train_step_throughput(benchmark, name, precision):
         scaler.update()
 
     try:
-        step()
-        sync()
-
-        def timed():
-            step()
-            sync()
-
-        benchmark(timed)
-        gpu_ms = cuda_event_ms(step, iters=10)
+        gpu_ms = bench_synced(benchmark, step, warmup=1, gpu_iters=10)
     finally:
         torch.use_deterministic_algorithms(False)
     benchmark.extra_info.update(model=name, precision=precision, batch=TRAIN_BATCH, device=str(DEVICE))
@@ -198,16 +205,7 @@ def test_kd_train_step(benchmark, precision, deterministic):
         scaler.update()
 
     try:
-        for _ in range(3):
-            step()
-        sync()
-
-        def timed():
-            step()
-            sync()
-
-        benchmark(timed)
-        gpu_ms = cuda_event_ms(step, iters=20)
+        gpu_ms = bench_synced(benchmark, step, warmup=3, gpu_iters=20)
     finally:
         torch.use_deterministic_algorithms(False)
     benchmark.extra_info.update(precision=precision, deterministic=deterministic, batch=batch)
