@@ -136,7 +136,7 @@ def suite_gradcam(suite, results: dict[str, dict], results_dir: Path, out_dir: P
             continue
         test = runner.prepare(ds).test
         idx = chosen_images(test.y.cpu())
-        images, labels = test.x[idx].cpu(), test.y[idx].cpu()
+        images, labels = test.images(idx), test.y[idx].cpu()
         norm = students[0][3]["normalisation"]
         if images.shape[-1] != norm["image_size"]:  # data.resize: show the images the models saw
             size = (norm["image_size"], norm["image_size"])

@@ -135,6 +135,57 @@ def reported_table(results: dict[str, dict], reported) -> str | None:
                     tablefmt="github", disable_numparse=True)
 
 
+# Two-sided 95 % quantiles of Student's t by degrees of freedom (n − 1); 1.96 beyond the table.
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+       12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def t95(df: int) -> float:
+    """The tabulated quantile for ``df`` or, between entries, the next smaller df's (wider)."""
+    return T95[max(k for k in T95 if k <= df)] if df <= 30 else 1.96
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return m, sd
+
+
+def seeds_table(results: dict[str, dict]) -> str | None:
+    """Each cell over its seeds (only cells run with ≥ 2): test top-1 mean ± sd and range, and
+    the KD gain paired by seed with its 95 % confidence interval — whether distillation moved
+    accuracy by more than the seed-to-seed spread."""
+    rows = result_rows(results, None)
+    groups: dict[tuple, dict[int, dict]] = {}
+    for r in rows:
+        if r["status"] == "ok":
+            groups.setdefault((r["dataset"], r["teacher"], r["student"], r["method"], r["precision"], r["variant"]), {})[r["seed"]] = r
+    table = []
+    for key, by_seed in sorted(groups.items()):
+        if len(by_seed) < 2:
+            continue
+        top1 = [100 * r["top1"] for r in by_seed.values()]
+        m, sd = mean_sd(top1)
+        gains = [100 * r["gain"] for r in by_seed.values() if "gain" in r]
+        if len(gains) >= 2:
+            gm, gsd = mean_sd(gains)
+            half = t95(len(gains) - 1) * gsd / len(gains) ** 0.5
+            gain_s = f"{gm:+.2f} ± {gsd:.2f} (n={len(gains)})"
+            ci = f"[{gm - half:+.2f}, {gm + half:+.2f}]"
+            verdict = "yes" if gm - half > 0 or gm + half < 0 else "no"
+        else:
+            gain_s, ci, verdict = "—", "—", "—"
+        dataset, teacher, student, method, precision, variant = key
+        table.append([dataset, teacher, student, method, precision, *([variant] if any(k[5] for k in groups) else []),
+                      len(top1), f"{m:.2f} ± {sd:.2f}", f"{min(top1):.2f} – {max(top1):.2f}", gain_s, ci, verdict])
+    if not table:
+        return None
+    swept = any(k[5] for k in groups)
+    headers = ["dataset", "teacher", "student", "method", "precision", *(["sweep"] if swept else []), "seeds",
+               "test top-1 % mean ± sd", "min – max", "KD gain pp mean ± sd", "95 % CI of the gain", "gain beyond seed spread"]
+    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+
+
 PER_CLASS_MAX_CELLS = 8  # columns of the per-class table; more cells make it unreadable
 
 
@@ -194,6 +245,13 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
         markdown_table(results, golden),
         "",
     ]
+    over_seeds = seeds_table(results)
+    if over_seeds:
+        lines += ["## Across seeds", "",
+                  "Cells run with several seeds: the spread of test top-1 from seed to seed, and the KD gain paired by "
+                  "seed (distilled minus alone) with its 95 % confidence interval (Student's t); \"yes\" when the "
+                  "interval excludes 0, i.e. distillation moved accuracy by more than the seeds do.", "",
+                  over_seeds, ""]
     by_precision = precision_table(results)
     if by_precision:
         lines += ["## Precision side by side", "",

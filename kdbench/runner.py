@@ -20,6 +20,7 @@ import torch
 from . import precision as prec
 from .data import ImageData, Split, dataset_source, make_split
 from .data.base import default_cache_dir, resolve_data_root, restrict_classes
+from .data.stream import FileImages, default_workers, not_streamable
 from .determinism import configure_determinism, device_class, environment
 from .errors import DataError, KDBenchError, TrainingFault
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
@@ -129,7 +130,9 @@ class Runner:
             "cell": {"dataset": cell.dataset, "teacher": cell.teacher, "assistants": list(cell.assistants), "student": cell.student,
                      "precision": cell.precision, "method": cell.method, "seed": cell.seed, "variant": cell.variant},
             "split": spec_hash(s.split),
-            "data": spec_hash(s.data),
+            # How the pixels reach the model (memory or streamed, how many workers) does not
+            # change them or their order (tested bitwise), so it does not re-run finished cells.
+            "data": spec_hash(dataclasses.replace(s.data, loading="auto", workers=0)),
             "teacher_recipe": spec_hash(s.teacher),
             "student_recipe": spec_hash(s.student),
             "kd": spec_hash(s.kd) if cell.method != "none" else None,
@@ -158,7 +161,11 @@ class Runner:
         if name in self._prepared:
             return self._prepared[name]
         ds = self.suite.spec.data
-        data = dataset_source(name).load(self.data_root, self.opts.download, self.opts.cache_dir, skip_bad_images=ds.skip_bad_images, classes=ds.classes)
+        source = dataset_source(name)
+        if ds.loading == "stream" and not source.streamable:
+            raise not_streamable(name)
+        data = source.load(self.data_root, self.opts.download, self.opts.cache_dir, skip_bad_images=ds.skip_bad_images, classes=ds.classes,
+                           **({"loading": ds.loading} if source.streamable else {}))
         data = restrict_classes(data, ds.classes)
         sp = self.suite.spec.split
         if data.test_x is None and sp.test <= 0:
@@ -166,11 +173,11 @@ class Runner:
         if data.test_x is not None and sp.test > 0:
             raise DataError(f"dataset {name!r} ({data.location}) has its own test split; set split.test to 0 in {self.suite.source}")
         split = make_split(data.train_y, data.classes, sp.seed, sp.val, sp.test, sp.max_per_class, data.test_y)
-        mean, std = normalisation_stats(data.train_x[split.train], ds.normalize)
+        mean, std = normalisation_stats(data.train_x[split.train], ds.normalize, ds.workers)
         dev = self.device
 
         def part(x: torch.Tensor, y: torch.Tensor) -> DeviceData:
-            return DeviceData(x.to(dev), y.to(dev), mean.to(dev), std.to(dev), ds.resize)
+            return DeviceData(x.to(dev), y.to(dev), mean.to(dev), std.to(dev), ds.resize, ds.workers)
 
         if split.test is not None:
             test = part(data.train_x[split.test], data.train_y[split.test])
@@ -181,8 +188,9 @@ class Runner:
         prepared = Prepared(data, split, part(data.train_x[split.train], data.train_y[split.train]), part(data.train_x[split.val], data.train_y[split.val]), test,
                             ds.resize or data.image_size)
         resized = f" resized to {ds.resize}×{ds.resize}" if ds.resize else ""
+        streamed = f", streamed from disk by {ds.workers or default_workers()} DataLoader worker(s)" if isinstance(data.train_x, FileImages) else ""
         self.log(f"[data] {name}: {len(prepared.train)} train / {len(prepared.val)} val / {len(prepared.test)} test, "
-                 f"{data.channels}×{data.image_size}×{data.image_size}{resized}, {data.num_classes} classes, from {data.location}")
+                 f"{data.channels}×{data.image_size}×{data.image_size}{resized}, {data.num_classes} classes, from {data.location}{streamed}")
         self._prepared[name] = prepared
         return prepared
 

@@ -133,6 +133,13 @@ class DataSpec:
     # augmentation) before the model sees it — S3's 224×224 inputs for ImageNet-pretrained
     # models on CIFAR-size data. Models are built for this size.
     resize: int = 0
+    # How images reach training: "memory" decodes the whole set once into a uint8 tensor (on
+    # the GPU when training there); "stream" leaves image-folder files on disk and decodes each
+    # batch in DataLoader workers as it is needed (for sets too large for memory); "auto"
+    # streams only above 4 GiB of decoded pixels. Results are bitwise the same either way.
+    loading: Literal["auto", "memory", "stream"] = "auto"
+    # DataLoader worker processes when streaming (0: one fewer than the CPUs, at most 8).
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -495,6 +502,8 @@ def validate(spec: SuiteSpec, source: str) -> None:
         raise SuiteError(source, "kd", "ce_weight and kd_weight cannot both be 0")
     if spec.data.resize < 0:
         raise SuiteError(source, "data.resize", f"must be ≥ 0 (0 keeps the data set's size), got {spec.data.resize}")
+    if spec.data.workers < 0:
+        raise SuiteError(source, "data.workers", f"must be ≥ 0 (0: as many as the CPUs allow), got {spec.data.workers}")
     in_matrix = set(m.teachers + m.students + tuple(x for p in m.pairs for x in p))
     for name, file in spec.pretrained.items():
         if name not in in_matrix:

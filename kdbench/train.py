@@ -2,14 +2,16 @@
 
 Batches are index slices of a seeded permutation; augmentation is tensor work on the
 device, its randomness drawn from a CPU generator so CPU and CUDA runs see the same
-batches. No DataLoader, no per-image Python."""
+batches. No per-image Python in the step loop: the images are a tensor on the device, or,
+for sets streamed from disk (data.loading), DataLoader workers decode each batch of the
+same seeded order."""
 
 from __future__ import annotations
 
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -17,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import precision as prec
+from .data.stream import FileImages, default_workers
 from .errors import TrainingFault
 from .losses import ce_loss, dkd_loss, kd_loss
 from .suite import KDSpec, RecipeSpec
@@ -26,16 +29,34 @@ Log = Callable[[str], None]
 
 @dataclass
 class DeviceData:
-    """One split's images (uint8, on the device) and labels, plus normalisation."""
+    """One split's images (uint8, on the device; or FileImages decoded batch by batch) and
+    labels (on the device), plus normalisation."""
 
-    x: torch.Tensor
+    x: torch.Tensor | FileImages
     y: torch.Tensor
     mean: torch.Tensor  # (1, C, 1, 1) float32
     std: torch.Tensor
     resize: int = 0  # > 0: batches are resized to this size (data.resize) before the model
+    workers: int = 0  # DataLoader workers for FileImages (0: default_workers())
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    def batches(self, order: torch.Tensor | None, sizes: list[int]) -> Iterator[torch.Tensor]:
+        """uint8 image batches on the labels' device: ``order`` (indices; None: 0, 1, …) cut
+        into consecutive batches of ``sizes``."""
+        if isinstance(self.x, FileImages):
+            order = torch.arange(len(self)) if order is None else order
+            yield from self.x.batches(order, sizes, self.y.device, self.workers or default_workers(), seed=0)
+            return
+        lo = 0
+        for n in sizes:
+            yield self.x[lo : lo + n] if order is None else self.x[order[lo : lo + n]]
+            lo += n
+
+    def images(self, idx: torch.Tensor) -> torch.Tensor:
+        """A few images as uint8 on the CPU (for figures)."""
+        return self.x.decode(idx) if isinstance(self.x, FileImages) else self.x[idx].cpu()
 
     def normalise(self, xb: torch.Tensor) -> torch.Tensor:
         xf = xb.float()
@@ -57,7 +78,16 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalisation_stats(train_x: torch.Tensor, how: str) -> tuple[torch.Tensor, torch.Tensor]:
+def streamed_channel_stats(x: FileImages, workers: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``channel_stats`` of images on disk, from exact integer sums over one pass."""
+    s, ss, m = x.channel_sums(workers or default_workers())
+    s, ss = s.to(torch.float64), ss.to(torch.float64)
+    mean = s / m / 255.0
+    std = ((ss - s * s / m) / (m - 1)).clamp_min(0).sqrt() / 255.0
+    return mean.float().view(1, -1, 1, 1), std.clamp_min(1e-3).float().view(1, -1, 1, 1)
+
+
+def normalisation_stats(train_x: torch.Tensor | FileImages, how: str, workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, std) as (1, C, 1, 1): the training split's own, or ImageNet's (what pretrained
     weights expect; a grey image gets the average of the three channels)."""
     if how == "imagenet":
@@ -66,6 +96,8 @@ def normalisation_stats(train_x: torch.Tensor, how: str) -> tuple[torch.Tensor, 
         if c != 3:
             mean, std = mean.mean().repeat(c), std.mean().repeat(c)
         return mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
+    if isinstance(train_x, FileImages):
+        return streamed_channel_stats(train_x, workers)
     return channel_stats(train_x)
 
 
@@ -147,9 +179,9 @@ def predict(model: nn.Module, data: DeviceData, batch_size: int, policy: prec.Po
     was_training = model.training
     model.eval()
     outs = []
-    for i in range(0, len(data), batch_size):
+    n = len(data)
+    for xb in data.batches(None, [min(batch_size, n - i) for i in range(0, n, batch_size)]):
         with prec.autocast(policy, device):
-            xb = data.x[i : i + batch_size]
             outs.append(model(data.normalise(xb.flip(3) if flip else xb)).float().cpu())
     model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)
@@ -264,10 +296,9 @@ def fit(
         step_ids = torch.arange(steps, device=device)
         seen = 0
         last_note = t0
-        for step in range(steps):
+        for step, xb in enumerate(train.batches(perm, sizes)):
             lo, hi = step * bs, step * bs + sizes[step]
             idx = perm[lo:hi]
-            xb = train.x[idx]
             if aug:
                 xb = apply_augmentation(xb, {k: v[lo:hi] for k, v in aug.items()})
             xb = train.normalise(xb).contiguous(memory_format=memory_format)

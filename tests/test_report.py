@@ -201,3 +201,47 @@ def test_per_class_table_uses_the_first_seed_and_precision():
     table = per_class_table({"x": cell("x", 0, 0.25), "y": cell("y", 1, 0.40)})
     assert [c.strip() for c in table.splitlines()[2].split("|")[1:4]] == ["a", "3", "25.0"]
     assert "40.0" not in table and "60.0" not in table, "only the first seed's cells"
+
+
+def test_seeds_table_on_the_committed_smoke_results():
+    """The smoke results (5 seeds per cell, real runs) summarised over seeds; the figures are
+    recomputed here independently with the statistics module."""
+    import statistics
+
+    from kdbench.report import seeds_table
+
+    from .conftest import REPO
+
+    results = {p.stem: json.loads(p.read_text()) for p in (REPO / "reports" / "results" / "smoke").glob("*.json")}
+    table = seeds_table(results)
+    top1 = {(r["cell"]["student"], r["cell"]["method"], r["cell"]["seed"]): 100 * r["metrics"]["test_top1_last"] for r in results.values()}
+    for student in ("cnn_tiny", "cnn_small"):
+        for method in ("none", "kd"):
+            vals = [top1[student, method, s] for s in range(5)]
+            line = next(x for x in table.splitlines() if f"| {student} " in x and f"| {method} " in x)
+            assert f"| 5 " in line and f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}" in line
+            assert f"{min(vals):.2f} – {max(vals):.2f}" in line
+        gains = [top1[student, "kd", s] - top1[student, "none", s] for s in range(5)]
+        half = 2.776 * statistics.stdev(gains) / 5**0.5  # t(0.975, 4 df)
+        line = next(x for x in table.splitlines() if f"| {student} " in x and "| kd " in x)
+        assert f"[{statistics.mean(gains) - half:+.2f}, {statistics.mean(gains) + half:+.2f}]" in line
+        assert line.rstrip(" |").endswith("yes" if abs(statistics.mean(gains)) > half else "no")
+
+
+def test_seeds_table_says_yes_only_when_the_gain_clears_the_spread():
+    from kdbench.report import seeds_table
+
+    def cells(gains, base=0.70):
+        out = {}
+        for seed, g in enumerate(gains):
+            for method, top1 in (("none", base + 0.01 * seed), ("kd", base + 0.01 * seed + g)):
+                r = _fake(f"{method}{seed}", "fp32", method, top1)
+                r["cell"]["seed"] = seed
+                out[r["cell_id"]] = r
+        return out
+
+    clear = seeds_table(cells([0.020, 0.022, 0.018]))
+    assert next(x for x in clear.splitlines() if "| kd " in x).rstrip(" |").endswith("yes")
+    noisy = seeds_table(cells([0.02, -0.03, 0.015]))
+    assert next(x for x in noisy.splitlines() if "| kd " in x).rstrip(" |").endswith("no")
+    assert seeds_table({"a": _fake("a", "fp32", "kd", 0.7)}) is None  # one seed: nothing to summarise

@@ -66,7 +66,10 @@ def seed_style(root: Path, teacher_name: str, student_name: str, steps: int, war
     return {"loop": "seed-style", "images_per_s": round(n / (time.perf_counter() - t0)), "batch": 128, "precision": "fp32", "deterministic": False}
 
 
-def kdbench_loop(root: Path, teacher_name: str, student_name: str, precision: str, batch: int, n_train: int) -> dict:
+def kdbench_loop(root: Path, teacher_name: str, student_name: str, precision: str, batch: int, n_train: int, fast: bool = False) -> dict:
+    """kdbench's loop on the same cell; ``fast``: with the recipe's speed options
+    (channels_last, fused optimizer, torch.compile with static shapes), each tested
+    deterministic in tests/test_speed_options.py and tests/test_determinism.py."""
     dev = torch.device("cuda")
     data = dataset_source("cifar10-jpeg").load(root, False, default_cache_dir())
     configure_determinism(0)
@@ -78,10 +81,15 @@ def kdbench_loop(root: Path, teacher_name: str, student_name: str, precision: st
     val = DeviceData(x[:512].to(dev), y[:512].to(dev), mean.to(dev), std.to(dev))
     teacher = build_model(teacher_name, 3, 10, 32).to(dev).eval()
     student = build_model(student_name, 3, 10, 32).to(dev)
-    recipe = RecipeSpec(epochs=3, batch_size=batch, optimizer=OptimizerSpec(lr=0.05), scheduler=SchedulerSpec(name="none"), augment=("flip", "crop"))
+    recipe = RecipeSpec(epochs=3, batch_size=batch, optimizer=OptimizerSpec(lr=0.05), scheduler=SchedulerSpec(name="none"), augment=("flip", "crop"),
+                        channels_last=fast, fused_optimizer=fast, compile=fast)
+    if fast:  # the teacher runs every step (crop cannot be replayed from cached logits): speed it up alike
+        teacher.to(memory_format=torch.channels_last)
+        teacher.compile(dynamic=False)
     fr = fit(student, train, val, recipe, seed=0, policy=policy, device=dev, stage="bench", teacher=teacher, kd=KDSpec(), log=lambda s: None)
-    best = min(h["epoch_seconds"] for h in fr.history[1:])  # epochs after the first (warm)
-    return {"loop": "kdbench", "images_per_s": round(n_train / best), "batch": batch, "precision": precision, "deterministic": True}
+    best = min(h["epoch_seconds"] for h in fr.history[1:])  # epochs after the first (warm, compiled)
+    return {"loop": "kdbench" + (" +channels_last +fused +compile" if fast else ""), "images_per_s": round(n_train / best), "batch": batch,
+            "precision": precision, "deterministic": True}
 
 
 def main() -> None:
@@ -93,8 +101,8 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(args.data_root)
     rows = [seed_style(root, args.teacher, args.student, args.steps, 20)]
-    for precision, batch in (("fp32", 128), ("bf16", 128), ("bf16", 512)):
-        rows.append(kdbench_loop(root, args.teacher, args.student, precision, batch, 20480))
+    for precision, batch, fast in (("fp32", 128, False), ("bf16", 128, False), ("bf16", 512, False), ("bf16", 512, True), ("bf16", 1024, True)):
+        rows.append(kdbench_loop(root, args.teacher, args.student, precision, batch, 20480, fast))
     base = rows[0]["images_per_s"]
     for r in rows:
         r.update(teacher=args.teacher, student=args.student, gpu=torch.cuda.get_device_name(), torch=torch.__version__, ratio_vs_seed_style=round(r["images_per_s"] / base, 2))

@@ -6,6 +6,8 @@
 #   determinism  every GPU determinism test: precisions, speed options (channels_last, fused
 #                optimizer, torch.compile), fp8 training (skips where fp8 matmuls are missing)
 #   bench        the benchmarks three times, their noise (the threshold for the saved baseline)
+#   loop         the 5× target: seed-style KD loop against kdbench's loop on the same cell, with
+#                and without the speed options (tools/bench_loop.py)
 #   profile      the quick profile (--quick: all cells, all data, one epoch per model) of every
 #                suite whose data is here, with its wall time
 # Outputs go under $OUT (the device tool brings them back).
@@ -13,7 +15,7 @@ set -euo pipefail
 OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT"
 export KDBENCH_DATA=/tmp/data KDBENCH_CACHE=/tmp/kdbench-cache PYTHONUNBUFFERED=1
-step="${1:?usage: bash tools/gpu_session.sh setup|determinism|bench|profile}"
+step="${1:?usage: bash tools/gpu_session.sh setup|determinism|bench|loop|profile}"
 case "$step" in
   setup)
     mkdir -p /tmp/data
@@ -31,6 +33,9 @@ case "$step" in
         --benchmark-min-rounds=5 --benchmark-max-time=0.1 > "$OUT/bench-$i.log" 2>&1
     done
     python3 -m kdbench bench-noise "$OUT"/bench-1.json "$OUT"/bench-2.json "$OUT"/bench-3.json | tee "$OUT/bench-noise.txt"
+    ;;
+  loop)
+    python3 tools/bench_loop.py --data-root /tmp/data | tee "$OUT/bench-loop.jsonl"
     ;;
   profile)
     for suite in suites/*.yaml; do

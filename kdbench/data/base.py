@@ -38,14 +38,15 @@ def resolve_data_root(cli_value: str | os.PathLike | None = None) -> tuple[Path,
 
 @dataclass
 class ImageData:
-    """A whole dataset held as uint8 tensors (N, C, H, W) and int64 labels.
+    """A whole dataset held as uint8 tensors (N, C, H, W) and int64 labels (or, streamed,
+    as ``FileImages`` that stand in for the image tensors).
 
     ``test_x`` is None for sources without their own test split; the suite's split then
     carves a test part out of the training pool."""
 
     name: str
     classes: list[str]
-    train_x: torch.Tensor
+    train_x: torch.Tensor  # or FileImages (data.loading: stream)
     train_y: torch.Tensor
     test_x: torch.Tensor | None
     test_y: torch.Tensor | None
@@ -112,17 +113,20 @@ def restrict_classes(data: ImageData, keep: tuple[str, ...]) -> ImageData:
 @dataclass(frozen=True)
 class DatasetSource:
     name: str
-    load: Callable[..., ImageData]  # (data root, download allowed, cache dir, skip_bad_images=False) -> data
+    load: Callable[..., ImageData]  # (data root, download allowed, cache dir, skip_bad_images=False, classes=(), [loading=]) -> data
     has_test_split: bool | None  # None: known only when the data is read (generic folders)
     description: str
+    # Image folders can leave their files on disk and decode batches on demand (data.loading,
+    # and their load takes ``loading=``); array files are read whole.
+    streamable: bool = False
 
 
 DATASETS: Registry[DatasetSource] = Registry("dataset")
 
 
-def register_dataset(name: str, *, has_test_split: bool, description: str):
+def register_dataset(name: str, *, has_test_split: bool, description: str, streamable: bool = False):
     def deco(fn: Callable[..., ImageData]):
-        DATASETS.add(name, DatasetSource(name, fn, has_test_split, description))
+        DATASETS.add(name, DatasetSource(name, fn, has_test_split, description, streamable))
         return fn
 
     return deco
