@@ -58,6 +58,22 @@ def tensors_sha256(state: dict) -> str:
     return h.hexdigest()
 
 
+def read_checked_blob(path: Path, check, log, what: str) -> dict | None:
+    """The torch-saved dict at ``path`` if it is there and intact (``check(blob)`` raises when
+    its content does not match what it claims); a damaged file is reported through ``log``,
+    removed and never used, so the caller rebuilds it. None when there is nothing usable."""
+    if not path.exists():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        check(blob)
+        return blob
+    except Exception as e:  # any damage: report, rebuild, never use it
+        log(f"  {what} {path} is corrupt ({type(e).__name__}: {e}); rebuilding it")
+        path.unlink(missing_ok=True)
+        return None
+
+
 class SuiteLock:
     """An exclusive, non-blocking lock on a results folder. A second run of the same suite
     gets a clear refusal instead of interleaving writes. The OS drops the lock if the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import (
+    BinaryAUROC,
     MulticlassAccuracy,
     MulticlassAUROC,
     MulticlassCalibrationError,
@@ -21,7 +22,7 @@ METRIC_NAMES = (
     "precision_micro", "precision_macro", "precision_weighted",
     "recall_micro", "recall_macro", "recall_weighted",
     "f1_micro", "f1_macro", "f1_weighted",
-    "auroc_macro", "auroc_weighted",  # torchmetrics has no micro average for multiclass AUROC
+    "auroc_micro", "auroc_macro", "auroc_weighted",  # one-vs-rest; micro pools every (image, class) pair
     "ece",  # expected calibration error, 15 bins, L1
     "agreement",  # share of test images where the student's top-1 class is the teacher's
     "kl_teacher",  # mean KL(p_teacher ‖ p_student) at T = 1, in nats
@@ -39,6 +40,12 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, num_class
         elif name.split("_")[0] in _PRF:
             kind, average = name.split("_")
             out[name] = _PRF[kind](num_classes, average=average)(logits, labels).item()
+        elif name == "auroc_micro":
+            # torchmetrics' multiclass AUROC has no micro average; micro is the binary AUROC
+            # of every (image, class) score against "is this the image's class" (as sklearn's
+            # roc_auc_score(one_hot, scores, average="micro") defines it).
+            one_hot = F.one_hot(labels, num_classes)
+            out[name] = BinaryAUROC()(logits.softmax(1).flatten(), one_hot.flatten()).item()
         elif name.startswith("auroc_"):
             out[name] = MulticlassAUROC(num_classes, average=name.split("_")[1])(logits.softmax(1), labels).item()
         elif name == "ece":

@@ -24,7 +24,7 @@ from .data.stream import FileImages, default_workers, not_streamable
 from .determinism import configure_determinism, device_class, environment
 from .errors import DataError, KDBenchError, TrainingFault
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
-from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
+from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_checked_blob, read_json, state_dict_bytes, tensors_sha256
 from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
 from .models.weights import file_sha256, load_pretrained, read_state_dict
@@ -256,20 +256,21 @@ class Runner:
         path = self.opts.cache_dir / "teachers" / f"{key}.pt"
         configure_determinism(seed)
         model = self.build(name, p, policy)
+
+        def check(blob):
+            if blob["meta"]["key"] != key or tensors_sha256(blob["state_dict"]) != blob["meta"]["weights_sha256"]:
+                raise ValueError("content does not match its recorded hash")
+            model.load_state_dict(blob["state_dict"])  # a state dict of another shape is damage too
+
         info = None
-        if path.exists():
-            try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                if blob["meta"]["key"] != key or tensors_sha256(blob["state_dict"]) != blob["meta"]["weights_sha256"]:
-                    raise ValueError("content does not match its recorded hash")
-                model.load_state_dict(blob["state_dict"])
-                info = dict(blob["meta"], cached=True)
-                self.log(f"  {role} {name}: from cache {path.name[:16]}…")
-            except Exception as e:  # any damage: report, rebuild, never use it
-                self.log(f"  {role} cache {path} is corrupt ({type(e).__name__}: {e}); rebuilding it")
-                path.unlink(missing_ok=True)
-                configure_determinism(seed)
-                model = self.build(name, p, policy)
+        existed = path.exists()
+        blob = read_checked_blob(path, check, self.log, f"{role} cache")
+        if blob is not None:
+            info = dict(blob["meta"], cached=True)
+            self.log(f"  {role} {name}: from cache {path.name[:16]}…")
+        elif existed:  # rejected, perhaps half loaded: start again from a fresh model, as if never cached
+            configure_determinism(seed)
+            model = self.build(name, p, policy)
         if info is None:
             self.log(f"  {role} {name}: training ({epochs} epochs)")
             fr = train(model)
@@ -295,18 +296,16 @@ class Runner:
         if key in self._teacher_train_logits:
             return self._teacher_train_logits[key]
         path = self.opts.cache_dir / "teacher_logits" / f"{key}.pt"
-        logits = None
-        if path.exists():
-            try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                if blob["key"] != key or tensors_sha256({"logits": blob["logits"]}) != blob["sha256"] or blob["logits"].shape[0] != len(p.train):
-                    raise ValueError("content does not match its recorded hash")
-                logits = blob["logits"]
-                self.log(f"  teacher logits on the training split: from cache {path.name[:16]}…")
-            except Exception as e:  # any damage: report, recompute, never use it
-                self.log(f"  teacher-logit cache {path} is corrupt ({type(e).__name__}: {e}); recomputing it")
-                path.unlink(missing_ok=True)
-        if logits is None:
+
+        def check(blob):
+            if blob["key"] != key or tensors_sha256({"logits": blob["logits"]}) != blob["sha256"] or blob["logits"].shape[0] != len(p.train):
+                raise ValueError("content does not match its recorded hash")
+
+        blob = read_checked_blob(path, check, self.log, "teacher-logit cache")
+        logits = None if blob is None else blob["logits"]
+        if logits is not None:
+            self.log(f"  teacher logits on the training split: from cache {path.name[:16]}…")
+        else:
             logits = predict(model, p.train, 512, policy, self.device, flip=flip)
             atomic_write_bytes(path, state_dict_bytes({"key": key, "logits": logits, "sha256": tensors_sha256({"logits": logits})}))
         self._teacher_train_logits[key] = logits.to(self.device)
@@ -343,6 +342,7 @@ class Runner:
                 stale.unlink(missing_ok=True)
             todo = [c for c in cells if not self.finished(c)]
             self.log(f"[suite] {self.suite.name}: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run on {self.device_class}")
+            run_start, ran = time.perf_counter(), 0
             for i, cell in enumerate(cells, 1):
                 if cell not in todo:
                     results.append(read_json(self.result_path(cell)))
@@ -362,6 +362,9 @@ class Runner:
                     self.log(f"  done in {time.perf_counter() - t0:.1f}s: {shown}")
                 else:
                     self.log(f"  {res['status'].upper()}: {res['failure']['reason']}")
+                ran += 1
+                if ran < len(todo):
+                    self.log(f"  [{ran}/{len(todo)} run] {progress_text(time.perf_counter() - run_start, ran, len(todo))}")
         return results
 
     def run_cell(self, cell: Cell) -> dict:
@@ -460,6 +463,21 @@ def history_metric_names(spec) -> tuple[str, ...]:
     """The suite's metrics that make sense per epoch (those against the teacher are for the
     final test evaluation only)."""
     return tuple(m for m in spec.metrics if m not in ("agreement", "kl_teacher"))
+
+
+def duration_text(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
+
+
+def progress_text(elapsed: float, done: int, total: int) -> str:
+    """Elapsed time and a rough estimate of what is left at the mean pace so far (teachers
+    are trained by the first cell that needs them, so early cells run slower than later ones
+    and the estimate errs long)."""
+    left = elapsed / done * (total - done)
+    return f"{duration_text(elapsed)} elapsed, about {duration_text(left)} left at this pace"
 
 
 def history_csv(rows: list[dict]) -> str:

@@ -30,7 +30,7 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
 # loading a suite does not import torchmetrics).
 METRICS = (
     "top1", "top3", "top5", "precision_micro", "precision_macro", "precision_weighted", "recall_micro", "recall_macro",
-    "recall_weighted", "f1_micro", "f1_macro", "f1_weighted", "auroc_macro", "auroc_weighted", "ece", "agreement", "kl_teacher",
+    "recall_weighted", "f1_micro", "f1_macro", "f1_weighted", "auroc_micro", "auroc_macro", "auroc_weighted", "ece", "agreement", "kl_teacher",
 )
 AUGMENTATIONS = ("flip", "crop", "rotate", "color")
 

@@ -28,3 +28,21 @@ def test_values_on_a_small_case():
     rep = per_class_report(logits, labels, ["a", "b", "c"])
     assert rep["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
     assert rep["per_class"][2] == {"class": "c", "precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+
+
+def mann_whitney_auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """AUROC as the share of (positive, negative) pairs ranked right, ties counting half."""
+    pos, neg = scores[positive], scores[~positive]
+    diff = pos[:, None] - neg[None, :]
+    return ((diff > 0).double().sum() + 0.5 * (diff == 0).double().sum()).item() / (len(pos) * len(neg))
+
+
+def test_auroc_micro_pools_every_image_class_pair():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(60, 4, generator=gen)
+    labels = torch.randint(0, 4, (60,), generator=gen)
+    logits[torch.arange(60), labels] += 1.0  # informative, not perfect
+    m = classification_metrics(logits, labels, 4, ("auroc_micro", "auroc_macro"))
+    expected = mann_whitney_auroc(logits.softmax(1).flatten(), torch.nn.functional.one_hot(labels, 4).flatten().bool())
+    assert m["auroc_micro"] == pytest.approx(expected, abs=1e-6)
+    assert 0.5 < m["auroc_micro"] < 1 and m["auroc_micro"] != pytest.approx(m["auroc_macro"], abs=1e-9)

@@ -219,7 +219,7 @@ def test_seeds_table_on_the_committed_smoke_results():
         for method in ("none", "kd"):
             vals = [top1[student, method, s] for s in range(5)]
             line = next(x for x in table.splitlines() if f"| {student} " in x and f"| {method} " in x)
-            assert f"| 5 " in line and f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}" in line
+            assert "| 5 " in line and f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}" in line
             assert f"{min(vals):.2f} – {max(vals):.2f}" in line
         gains = [top1[student, "kd", s] - top1[student, "none", s] for s in range(5)]
         half = 2.776 * statistics.stdev(gains) / 5**0.5  # t(0.975, 4 df)
