@@ -216,12 +216,13 @@ def training_table(results: dict[str, dict]) -> str | None:
         table.append([c["student"], c["method"], c["precision"], c["seed"], *([c["variant"]] if c.get("variant") else []),
                       f"{r['params']['student']:,}", f"{flops / 1e6:,.1f}" if flops else "—",
                       f"{st['selected_epoch']} / {len(st['history'])}", "yes" if st["stopped_early"] else "no",
-                      f"{st['train_seconds']:,.1f}", f"{cost['student_test_images_per_s']:,.0f}" if "student_test_images_per_s" in cost else "—"])
+                      f"{st['train_seconds']:,.1f}", f"{cost['student_test_images_per_s']:,.0f}" if "student_test_images_per_s" in cost else "—",
+                      f"{cost['student_latency_ms']['batch1_median_ms']:.2f}" if "student_latency_ms" in cost else "—"])
     if not table:
         return None
     swept = any(r["cell"].get("variant") for r in results.values())
     headers = ["student", "method", "precision", "seed", *(["sweep"] if swept else []), "params", "MFLOPs / image",
-               "epoch kept / run", "stopped early", "train s", "test images / s"]
+               "epoch kept / run", "stopped early", "train s", "test images / s", "latency ms (batch 1)"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -273,7 +274,8 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
     if summary:
         lines += ["## Training summary", "",
                   "Epoch kept: the epoch whose weights were evaluated (best on validation, or the last). "
-                  "Test images / s: the whole test split at batch 512 in the cell's precision, one pass, host-timed.", "",
+                  "Test images / s: the whole test split at batch 512 in the cell's precision, one pass, host-timed. "
+                  "Latency: one image at batch 1, median of 30 timed passes after 5 warm-up passes (GPU synchronised).", "",
                   summary, ""]
     if figures:
         lines += ["## Figures", ""]

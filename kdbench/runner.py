@@ -25,6 +25,7 @@ from .determinism import configure_determinism, device_class, environment
 from .errors import DataError, KDBenchError, TrainingFault
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_checked_blob, read_json, state_dict_bytes, tensors_sha256
+from .latency import single_image_latency
 from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
 from .models.weights import file_sha256, load_pretrained, read_state_dict
@@ -418,6 +419,7 @@ class Runner:
             t_inf = time.perf_counter()
             logits = predict(student, p.test, 512, policy, self.device)  # returns on the CPU: synchronised
             inference_s = time.perf_counter() - t_inf
+            latency = single_image_latency(student, p.test, policy, self.device)
             fp8_eval = None
             if policy.name != "fp8":  # an fp8 cell is evaluated in fp8 already
                 fp8_logits = predict(fp8_simulated(student), p.test, 512, prec.POLICIES["fp32"], self.device)
@@ -444,7 +446,9 @@ class Runner:
             cost={"student_flops_per_image": count_flops(student, p.data.channels, p.image_size),
                   "teacher_flops_per_image": count_flops(teacher, p.data.channels, p.image_size),
                   "student_test_images_per_s": round(len(p.test) / inference_s, 1),
-                  "note": "images/s: the whole test split at batch 512 in the cell's precision, host-timed, one pass"},
+                  "student_latency_ms": latency,
+                  "note": "images/s: the whole test split at batch 512 in the cell's precision, host-timed, one pass; "
+                          "latency: one test image at batch 1, median and p90 of the timed passes after warm-up"},
             fp8_eval=fp8_eval,
             pretrained={n: self._pretrained_info[n] for n in (cell.teacher, *cell.assistants, cell.student) if n in self._pretrained_info},
             normalisation={"mean": p.train.mean.flatten().tolist(), "std": p.train.std.flatten().tolist(), "classes": p.data.classes,

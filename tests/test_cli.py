@@ -126,6 +126,7 @@ def test_history_csv_beside_each_result(tmp_path):
     assert 0 < float(row["train_top1"]) <= 1 and 0 < float(row["val_f1_macro"]) <= 1
     res = json.loads(csv_file.with_name(csv_file.name.replace(".history.csv", ".json")).read_text())
     assert len(res["report"]["confusion_matrix"]) == 10
+    assert 0 < res["cost"]["student_latency_ms"]["batch1_median_ms"] <= res["cost"]["student_latency_ms"]["batch1_p90_ms"]
 
 
 def test_predict_single_images_with_a_trained_student(tmp_path):

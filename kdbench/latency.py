@@ -1,0 +1,44 @@
+"""Single-image inference latency of a trained model: what a deployed student costs per
+request, beside the batch throughput the runner records."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+
+from . import precision as prec
+from .train import DeviceData
+
+LATENCY_WARMUP = 5  # untimed forwards first: allocator, cuDNN algorithm choice, compilation
+LATENCY_RUNS = 30
+
+
+@torch.no_grad()
+def single_image_latency(model: nn.Module, data: DeviceData, policy: prec.Policy, device: torch.device,
+                         warmup: int = LATENCY_WARMUP, runs: int = LATENCY_RUNS) -> dict:
+    """Median and 90th-percentile wall time of one forward pass on one image (the split's
+    first), in eval mode and the cell's precision, synchronised with the GPU around each pass;
+    the model's mode is left as it was."""
+    was_training = model.training
+    model.eval()
+    x = data.normalise(next(iter(data.batches(None, [1]))))
+    times = []
+    try:
+        for i in range(warmup + runs):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            with prec.autocast(policy, device):
+                model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                times.append(1e3 * (time.perf_counter() - t0))
+    finally:
+        model.train(was_training)
+    times.sort()
+    return {"batch1_median_ms": round(statistics.median(times), 4), "batch1_p90_ms": round(times[round(0.9 * (len(times) - 1))], 4),
+            "runs": runs, "warmup": warmup}

@@ -1,0 +1,32 @@
+"""Single-image inference latency: one image, eval mode, warm-up then timed passes."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from kdbench import precision as prec
+from kdbench.latency import single_image_latency
+from kdbench.train import DeviceData
+
+
+class Counting(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3 * 8 * 8, 4)
+        self.calls: list[tuple[int, bool]] = []
+
+    def forward(self, x):
+        self.calls.append((x.shape[0], self.training))
+        return self.lin(x.flatten(1))
+
+
+def test_latency_times_single_images_in_eval_mode_and_restores_the_mode():
+    data = DeviceData(torch.randint(0, 255, (10, 3, 8, 8), dtype=torch.uint8), torch.zeros(10, dtype=torch.int64),
+                      torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1))
+    model = Counting().train()
+    cpu = torch.device("cpu")
+    lat = single_image_latency(model, data, prec.get_policy("fp32", cpu), cpu, warmup=2, runs=7)
+    assert model.calls == [(1, False)] * 9  # 2 warm-up + 7 timed, batch 1, eval mode
+    assert model.training  # left as it was
+    assert 0 < lat["batch1_median_ms"] <= lat["batch1_p90_ms"] and lat["runs"] == 7 and lat["warmup"] == 2
