@@ -30,7 +30,7 @@ from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
 from .models.weights import file_sha256, load_pretrained, read_state_dict
 from .suite import Cell, Suite, spec_hash
-from .train import DeviceData, fit, normalisation_stats, predict
+from .train import CHECKPOINT_EVERY_S, DeviceData, fit, normalisation_stats, predict
 
 Log = Callable[[str], None]
 SCHEMA = 1
@@ -69,6 +69,9 @@ class RunOptions:
     download: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     log: Log = print
+    # Long trainings save their state after an epoch at most this often, under
+    # <cache>/checkpoints/, so an interrupted run resumes mid-training (bitwise the same).
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S
 
 
 def select_cells(cells: list[Cell], pattern: str | None = None, shard: str | None = None) -> list[Cell]:
@@ -208,8 +211,9 @@ class Runner:
     def teacher(self, cell: Cell, p: Prepared, policy: prec.Policy) -> tuple[torch.nn.Module, dict]:
         spec = self.suite.spec_of(cell)
 
-        def train(model: torch.nn.Module):
-            return fit(model, p.train, p.val, spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.log)
+        def train(model: torch.nn.Module, checkpoint: Path):
+            return fit(model, p.train, p.val, spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.log,
+                       checkpoint=checkpoint, checkpoint_every_s=self.opts.checkpoint_every_s)
 
         return self._cached_model(self.teacher_key(cell, p), cell.teacher, "teacher", cell.seed, p, train, spec.teacher.epochs, policy)
 
@@ -226,9 +230,10 @@ class Runner:
                              **({"pretrained": self.pretrained_of([name])} if name in self.pretrained else {})})
             source = prev
 
-            def train(model: torch.nn.Module, source=source, name=name):
+            def train(model: torch.nn.Module, checkpoint: Path, source=source, name=name):
                 return fit(model, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
-                           stage=f"assistant {name}", teacher=source, kd=spec.kd, method="kd", log=self.log)
+                           stage=f"assistant {name}", teacher=source, kd=spec.kd, method="kd", log=self.log,
+                           checkpoint=checkpoint, checkpoint_every_s=self.opts.checkpoint_every_s)
 
             prev, prev_info = self._cached_model(key, name, "assistant", cell.seed, p, train, spec.student.epochs, policy)
             test_top1 = classification_metrics(predict(prev, p.test, 512, policy, self.device), p.test.y.cpu(), p.data.num_classes, ("top1",))["top1"]
@@ -249,6 +254,10 @@ class Runner:
             if not swapped:
                 raise Fp8Unsupported(no_fp8_layers_reason(name, model))
         return model.to(self.device)
+
+    def checkpoint_path(self, key: str) -> Path:
+        """Where the training keyed ``key`` (a cache key or a cell's config hash) saves its state."""
+        return self.opts.cache_dir / "checkpoints" / f"{key}.pt"
 
     def _cached_model(self, key: str, name: str, role: str, seed: int, p: Prepared, train, epochs: int, policy: prec.Policy) -> tuple[torch.nn.Module, dict]:
         """A trained model from the cache when its file is intact, else trained and cached."""
@@ -274,7 +283,7 @@ class Runner:
             model = self.build(name, p, policy)
         if info is None:
             self.log(f"  {role} {name}: training ({epochs} epochs)")
-            fr = train(model)
+            fr = train(model, self.checkpoint_path(key))
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             info = {
                 "key": key, "model": name, "role": role, "weights_sha256": tensors_sha256(state), "history": fr.history,
@@ -413,7 +422,8 @@ class Runner:
                      stage=f"student {cell.student} [{cell.method}]", teacher=source if distil else None, kd=spec.kd if distil else None,
                      method="dkd" if cell.method == "dkd" else "kd",
                      teacher_logits=cached_logits, epoch_metrics=self.epoch_metrics(p, spec),
-                     test_metrics=self.test_metrics(p, spec, policy), log=self.log)
+                     test_metrics=self.test_metrics(p, spec, policy), log=self.log,
+                     checkpoint=self.checkpoint_path(spec_hash(self.cell_config(cell))), checkpoint_every_s=self.opts.checkpoint_every_s)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t_inf = time.perf_counter()

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -21,8 +22,9 @@ import torch.nn.functional as F
 from . import precision as prec
 from .data.stream import FileImages, default_workers
 from .errors import TrainingFault
+from .io import atomic_write_bytes, read_checked_blob, state_dict_bytes, tensors_sha256
 from .losses import ce_loss, dkd_loss, kd_loss
-from .suite import KDSpec, RecipeSpec
+from .suite import KDSpec, RecipeSpec, spec_hash
 
 Log = Callable[[str], None]
 
@@ -122,6 +124,7 @@ def draw_augmentation(ops: tuple[str, ...], batch_sizes: list[int], gen: torch.G
 
 
 PROGRESS_EVERY_S = 30.0  # a progress line within an epoch at most this often (long CPU epochs)
+CHECKPOINT_EVERY_S = 60.0  # a long training saves its state after an epoch at most this often
 
 
 def epoch_order(y: torch.Tensor, sampling: str, gen: torch.Generator) -> torch.Tensor:
@@ -240,6 +243,8 @@ def fit(
     epoch_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None,
     test_metrics: Callable[[nn.Module], dict[str, float]] | None = None,
     log: Log = print,
+    checkpoint: Path | None = None,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> FitResult:
     """Train ``model`` by ``recipe``; with a ``teacher`` and ``kd``, distil from it.
 
@@ -251,7 +256,12 @@ def fit(
     the validation logits to each epoch's history row (as val_<name>); with
     ``recipe.test_each_epoch``, ``test_metrics(model)`` adds test_<name> (logged, never used to
     select or stop). Raises TrainingFault on a
-    non-finite loss (naming the epoch and step), leaving nothing half-done behind."""
+    non-finite loss (naming the epoch and step), leaving nothing half-done behind.
+
+    ``checkpoint``: a file (keyed by the caller to this training's identity) where the whole
+    training state is saved after an epoch, at most every ``checkpoint_every_s`` seconds; a
+    later call with the same file resumes after the saved epoch, and ends bitwise where an
+    uninterrupted run ends. The file is removed when training finishes."""
     gen = torch.Generator().manual_seed(seed)
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
     if recipe.channels_last:
@@ -281,7 +291,14 @@ def fit(
     result = FitResult(model)
     best_val, best_state, since_best = -math.inf, None, 0
     t_start = time.perf_counter()
-    for epoch in range(1, recipe.epochs + 1):
+    first_epoch, seconds_before = 1, 0.0
+    saved = resume_training(checkpoint, stage, recipe, model, opt, sched, scaler, gen, device, log) if checkpoint is not None else None
+    if saved is not None:
+        first_epoch, seconds_before = saved["epoch"] + 1, saved["train_seconds"]
+        result.history, result.selected_epoch = saved["history"], saved["selected_epoch"]
+        best_val, best_state, since_best = saved["best_val"], saved["best_state"], saved["since_best"]
+    last_save = time.perf_counter()
+    for epoch in range(first_epoch, recipe.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         # Everything random for the epoch is drawn up front and moved to the device once:
@@ -385,9 +402,62 @@ def fit(
             result.stopped_early = True
             log(f"    {stage} early stop after epoch {epoch}: no val_top1 gain for {since_best} epochs")
             break
+        if checkpoint is not None and epoch < recipe.epochs and time.perf_counter() - last_save >= checkpoint_every_s:
+            save_training(checkpoint, stage, recipe, epoch, model, opt, sched, scaler, gen, device, {
+                "history": result.history, "selected_epoch": result.selected_epoch, "best_val": best_val, "best_state": best_state,
+                "since_best": since_best, "train_seconds": seconds_before + time.perf_counter() - t_start})
+            last_save = time.perf_counter()
     if recipe.select == "best_val" and best_state is not None:
         model.load_state_dict(best_state)
     else:
         result.selected_epoch = len(result.history)
-    result.train_seconds = round(time.perf_counter() - t_start, 3)
+    result.train_seconds = round(seconds_before + time.perf_counter() - t_start, 3)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     return result
+
+
+def _training_identity(stage: str, recipe: RecipeSpec) -> dict:
+    return {"stage": stage, "recipe": spec_hash(recipe)}
+
+
+def save_training(path: Path, stage: str, recipe: RecipeSpec, epoch: int, model: nn.Module, opt, sched, scaler, gen: torch.Generator,
+                  device: torch.device, progress: dict) -> None:
+    """Everything a resumed training needs to continue bitwise: weights, optimizer, scheduler,
+    grad scaler, the epoch-order generator and the global RNGs (dropout draws from them)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    blob = {
+        **_training_identity(stage, recipe), "epoch": epoch, "model": state, "model_sha256": tensors_sha256(state),
+        "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched is not None else None,
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None, "generator": gen.get_state(),
+        "cpu_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        **progress,
+    }
+    atomic_write_bytes(path, state_dict_bytes(blob))
+
+
+def resume_training(path: Path, stage: str, recipe: RecipeSpec, model: nn.Module, opt, sched, scaler, gen: torch.Generator,
+                    device: torch.device, log: Log) -> dict | None:
+    """Restore a training saved by ``save_training`` into these objects; None when there is no
+    usable checkpoint (a damaged one, or one of another training, is reported and removed)."""
+    def check(blob):
+        if {k: blob.get(k) for k in ("stage", "recipe")} != _training_identity(stage, recipe):
+            raise ValueError(f"it belongs to another training ({blob.get('stage')})")
+        if tensors_sha256(blob["model"]) != blob["model_sha256"]:
+            raise ValueError("weights do not match their recorded sha256")
+
+    blob = read_checked_blob(path, check, log, "training checkpoint")
+    if blob is None:
+        return None
+    model.load_state_dict(blob["model"])
+    opt.load_state_dict(blob["optimizer"])
+    if sched is not None:
+        sched.load_state_dict(blob["scheduler"])
+    if blob["scaler"] is not None:
+        scaler.load_state_dict(blob["scaler"])
+    gen.set_state(blob["generator"])
+    torch.set_rng_state(blob["cpu_rng"])
+    if blob["cuda_rng"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(blob["cuda_rng"], device)
+    log(f"    {stage}: resumed after epoch {blob['epoch']}/{recipe.epochs} from checkpoint {path.name[:16]}…")
+    return blob

@@ -1,0 +1,123 @@
+"""Mid-training checkpoints: a training interrupted after some epochs resumes from its last
+saved epoch and ends bitwise where an uninterrupted training ends — weights, optimizer and
+scheduler state, the epoch-order generator and the global RNG (dropout) all restored."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn as nn
+
+from kdbench import precision as prec
+from kdbench.io import tensors_sha256
+from kdbench.runner import Runner, RunOptions
+from kdbench.suite import OptimizerSpec, SchedulerSpec, load_suite
+from kdbench.train import fit
+
+from .conftest import REPO
+
+CPU = torch.device("cpu")
+
+
+class Interrupted(Exception):
+    pass
+
+
+def crash_at(line_start: str):
+    """A log function that raises (a crash) when a line starting with ``line_start`` comes."""
+    seen: list[str] = []
+
+    def log(msg: str) -> None:
+        seen.append(msg)
+        if msg.strip().startswith(line_start):
+            raise Interrupted(msg)
+
+    log.seen = seen
+    return log
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    suite = load_suite(REPO / "suites" / "smoke.yaml", ("split.max_per_class=30",))
+    return suite, Runner(suite, RunOptions(results_dir=tmp_path_factory.mktemp("r"), log=lambda m: None)).prepare("fmnist-smoke")
+
+
+def dropout_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(4), nn.Flatten(),
+                         nn.Dropout(0.3), nn.Linear(8 * 7 * 7, 10))
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "plateau"])
+def test_interrupted_training_resumes_bitwise(smoke, tmp_path, scheduler):
+    suite, p = smoke
+    recipe = dataclasses.replace(suite.spec.student, epochs=5, batch_size=32, augment=("crop", "flip"), select="best_val",
+                                 optimizer=OptimizerSpec(name="adam", lr=0.003), scheduler=SchedulerSpec(name=scheduler, patience=1, gamma=0.5))
+    policy = prec.get_policy("fp32", CPU)
+
+    def train(log, ckpt):
+        model = dropout_net()
+        torch.manual_seed(123)  # the global RNG dropout draws from; a resumed run must restore it, not reseed
+        fr = fit(model, p.train, p.val, recipe, seed=7, policy=policy, device=CPU, stage="t", log=log, checkpoint=ckpt, checkpoint_every_s=0)
+        return model, fr
+
+    ref_model, ref = train(lambda m: None, None)
+    ckpt = tmp_path / "ck.pt"
+    log = crash_at("t epoch 4/5")  # epoch 4 trained, its state not yet saved: the resume redoes it
+    with pytest.raises(Interrupted):
+        train(log, ckpt)
+    assert ckpt.exists()
+    torch.manual_seed(999)  # whatever the restarted process's RNG holds
+    log2 = crash_at("never")
+    model, fr = train(log2, ckpt)
+    assert any("resumed after epoch 3/5" in m for m in log2.seen)
+    assert tensors_sha256(model.state_dict()) == tensors_sha256(ref_model.state_dict())
+    strip = [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in fr.history]
+    assert strip == [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in ref.history]
+    assert fr.selected_epoch == ref.selected_epoch and len(fr.history) == 5
+    assert not ckpt.exists()  # removed once training finished
+
+
+def test_checkpoint_of_another_training_or_damaged_is_not_used(smoke, tmp_path):
+    suite, p = smoke
+    recipe = dataclasses.replace(suite.spec.student, epochs=3, batch_size=64)
+    policy = prec.get_policy("fp32", CPU)
+    ckpt = tmp_path / "ck.pt"
+    with pytest.raises(Interrupted):
+        fit(dropout_net(), p.train, p.val, recipe, seed=0, policy=policy, device=CPU, stage="a", log=crash_at("a epoch 2/3"), checkpoint=ckpt, checkpoint_every_s=0)
+    log = crash_at("never")
+    fit(dropout_net(), p.train, p.val, recipe, seed=0, policy=policy, device=CPU, stage="b", log=log, checkpoint=ckpt, checkpoint_every_s=0)
+    assert any("training checkpoint" in m and "belongs to another training" in m for m in log.seen)
+    assert not any("resumed" in m for m in log.seen)
+    with pytest.raises(Interrupted):
+        fit(dropout_net(), p.train, p.val, recipe, seed=0, policy=policy, device=CPU, stage="a", log=crash_at("a epoch 2/3"), checkpoint=ckpt, checkpoint_every_s=0)
+    ckpt.write_bytes(ckpt.read_bytes()[:200])  # torn
+    log = crash_at("never")
+    fit(dropout_net(), p.train, p.val, recipe, seed=0, policy=policy, device=CPU, stage="a", log=log, checkpoint=ckpt, checkpoint_every_s=0)
+    assert any("is corrupt" in m for m in log.seen) and not any("resumed" in m for m in log.seen)
+
+
+@pytest.mark.smoke
+def test_runner_resumes_a_crashed_teacher_and_student_mid_training(tmp_path):
+    suite = load_suite(REPO / "suites" / "smoke.yaml", ("split.max_per_class=40", "teacher.epochs=3", "student.epochs=3"))
+    [cell] = [c for c in suite.cells() if c.student == "cnn_tiny" and c.method == "kd"]
+
+    def run(folder, log, cache):
+        opts = RunOptions(results_dir=tmp_path / folder, cache_dir=tmp_path / cache, device=CPU, log=log, checkpoint_every_s=0)
+        return Runner(suite, opts).run([cell])
+
+    [ref] = run("ref", lambda m: None, "cache-ref")
+    with pytest.raises(Interrupted):
+        run("r", crash_at("teacher cnn_medium epoch 3/3"), "cache")
+    second = crash_at("student cnn_tiny [kd] epoch 2/3")
+    with pytest.raises(Interrupted):
+        run("r", second, "cache")
+    assert any("teacher cnn_medium: resumed after epoch 2/3" in m for m in second.seen)
+    log = crash_at("never")
+    [res] = run("r", log, "cache")
+    assert any("student cnn_tiny [kd]: resumed after epoch 1/3" in m for m in log.seen)
+    assert res["status"] == "ok" and res["student"]["weights_sha256"] == ref["student"]["weights_sha256"]
+    assert res["teacher"]["weights_sha256"] == ref["teacher"]["weights_sha256"] and res["metrics"] == ref["metrics"]
+    assert not list((tmp_path / "cache" / "checkpoints").glob("*.pt"))
