@@ -20,11 +20,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import precision as prec
+from .checkpoint import resume_training, save_training
 from .data.stream import FileImages, default_workers
 from .errors import TrainingFault
-from .io import atomic_write_bytes, read_checked_blob, state_dict_bytes, tensors_sha256
 from .losses import ce_loss, dkd_loss, kd_loss
-from .suite import KDSpec, RecipeSpec, spec_hash
+from .suite import KDSpec, RecipeSpec
 
 Log = Callable[[str], None]
 
@@ -415,49 +415,3 @@ def fit(
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return result
-
-
-def _training_identity(stage: str, recipe: RecipeSpec) -> dict:
-    return {"stage": stage, "recipe": spec_hash(recipe)}
-
-
-def save_training(path: Path, stage: str, recipe: RecipeSpec, epoch: int, model: nn.Module, opt, sched, scaler, gen: torch.Generator,
-                  device: torch.device, progress: dict) -> None:
-    """Everything a resumed training needs to continue bitwise: weights, optimizer, scheduler,
-    grad scaler, the epoch-order generator and the global RNGs (dropout draws from them)."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    blob = {
-        **_training_identity(stage, recipe), "epoch": epoch, "model": state, "model_sha256": tensors_sha256(state),
-        "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched is not None else None,
-        "scaler": scaler.state_dict() if scaler.is_enabled() else None, "generator": gen.get_state(),
-        "cpu_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        **progress,
-    }
-    atomic_write_bytes(path, state_dict_bytes(blob))
-
-
-def resume_training(path: Path, stage: str, recipe: RecipeSpec, model: nn.Module, opt, sched, scaler, gen: torch.Generator,
-                    device: torch.device, log: Log) -> dict | None:
-    """Restore a training saved by ``save_training`` into these objects; None when there is no
-    usable checkpoint (a damaged one, or one of another training, is reported and removed)."""
-    def check(blob):
-        if {k: blob.get(k) for k in ("stage", "recipe")} != _training_identity(stage, recipe):
-            raise ValueError(f"it belongs to another training ({blob.get('stage')})")
-        if tensors_sha256(blob["model"]) != blob["model_sha256"]:
-            raise ValueError("weights do not match their recorded sha256")
-
-    blob = read_checked_blob(path, check, log, "training checkpoint")
-    if blob is None:
-        return None
-    model.load_state_dict(blob["model"])
-    opt.load_state_dict(blob["optimizer"])
-    if sched is not None:
-        sched.load_state_dict(blob["scheduler"])
-    if blob["scaler"] is not None:
-        scaler.load_state_dict(blob["scaler"])
-    gen.set_state(blob["generator"])
-    torch.set_rng_state(blob["cpu_rng"])
-    if blob["cuda_rng"] is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(blob["cuda_rng"], device)
-    log(f"    {stage}: resumed after epoch {blob['epoch']}/{recipe.epochs} from checkpoint {path.name[:16]}…")
-    return blob
