@@ -61,8 +61,31 @@ def cmd_list(args) -> int:
     suite = load_suite(args.suite, _overrides(args))
     cells = suite.cells()
     print(f"{suite.name}: {len(cells)} cells ({suite.source})")
+    if not args.results:
+        for c in cells:
+            print(c.id)
+        return 0
+    # With --results: where each cell stands in that folder (what a re-run would still do).
+    import json
+
+    counts: dict[str, int] = {}
     for c in cells:
-        print(c.id)
+        path = Path(args.results) / suite.name / f"{c.id}.json"
+        try:
+            r = json.loads(path.read_text())
+            status = r["status"]
+            if status == "ok":
+                top1 = next(v for k, v in r["metrics"].items() if k.startswith("test_top1_"))
+                detail = f"test top-1 {100 * top1:.2f} % on {r['environment']['device_class']}, finished {r.get('finished_at', '?')}"
+            else:
+                detail = r["failure"]["reason"]
+        except FileNotFoundError:
+            status, detail = "not run", ""
+        except (OSError, ValueError, KeyError, StopIteration) as e:
+            status, detail = "unreadable", f"{type(e).__name__}: {e} (a re-run redoes it)"
+        counts[status] = counts.get(status, 0) + 1
+        print(f"{c.id}  {status}{'  ' + detail if detail else ''}")
+    print("; ".join(f"{n} {k}" for k, n in counts.items()) + f" (in {Path(args.results) / suite.name})")
     return 0
 
 
@@ -281,8 +304,9 @@ def parser() -> argparse.ArgumentParser:
     _suite_args(p)
     _run_args(p)
     p.set_defaults(fn=cmd_run)
-    p = sub.add_parser("list", help="print a suite's cells and their ids")
+    p = sub.add_parser("list", help="print a suite's cells and their ids (with --results: each cell's status there)")
     _suite_args(p)
+    p.add_argument("--results", help="a results folder: show whether each cell is done (and its test top-1), failed, unsupported or not run")
     p.set_defaults(fn=cmd_list)
     p = sub.add_parser("report", help="regenerate the Markdown result table")
     _suite_args(p)

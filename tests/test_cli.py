@@ -174,3 +174,22 @@ def test_progress_line_between_cells():
 
     assert progress_text(120.0, 2, 5) == "2m00s elapsed, about 3m00s left at this pace"
     assert duration_text(3725) == "1h02m" and duration_text(59.6) == "1m00s" and duration_text(7) == "7s"
+
+
+def test_list_with_results_shows_where_each_cell_stands(tmp_path, capsys):
+    from kdbench.cli import main
+
+    from .conftest import REPO
+
+    folder = tmp_path / "r" / "smoke"
+    folder.mkdir(parents=True)
+    done = "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0.json"
+    (folder / done).write_bytes((REPO / "reports" / "results" / "smoke" / done).read_bytes())
+    (folder / "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0.json").write_text("{torn")
+    assert main(["list", "suites/smoke.yaml", "--results", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    top1 = json.loads((folder / done).read_text())["metrics"]["test_top1_last"]
+    assert f"fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0  ok  test top-1 {100 * top1:.2f} % on cpu" in out
+    assert "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0  unreadable  JSONDecodeError" in out
+    assert "fmnist-smoke__cnn_medium__cnn_tiny__fp32__none__s0  not run" in out
+    assert "1 not run" not in out and "2 not run" in out and "1 ok" in out and "1 unreadable" in out
