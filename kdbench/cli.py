@@ -68,15 +68,22 @@ def cmd_list(args) -> int:
     # With --results: where each cell stands in that folder (what a re-run would still do).
     import json
 
+    from .runner import Runner, RunOptions
+
+    runner = Runner(suite, RunOptions(results_dir=Path(args.results)))
     counts: dict[str, int] = {}
     for c in cells:
-        path = Path(args.results) / suite.name / f"{c.id}.json"
+        path = runner.result_path(c)
         try:
             r = json.loads(path.read_text())
             status = r["status"]
             if status == "ok":
                 top1 = next(v for k, v in r["metrics"].items() if k.startswith("test_top1_"))
                 detail = f"test top-1 {100 * top1:.2f} % on {r['environment']['device_class']}, finished {r.get('finished_at', '?')}"
+                changed = runner.config_changes(c, r)
+                if changed:
+                    # Made with other settings or other training code: a re-run redoes it.
+                    status, detail = "stale", f"{detail}; changed since: {', '.join(changed)} (a re-run redoes it)"
             else:
                 detail = r["failure"]["reason"]
         except FileNotFoundError:

@@ -146,6 +146,17 @@ class Runner:
             "pretrained": self.pretrained_of((cell.teacher, *cell.assistants, cell.student)),
         }
 
+    def config_changes(self, cell: Cell, result: dict) -> list[str]:
+        """The parts of a finished result's configuration that differ from what this suite and
+        this training code would run now ([]: the result is current, a re-run keeps it), judged
+        on the device class the result was made on, so GPU results can be checked on a CPU."""
+        have = result.get("config") or {}
+        want = self.cell_config(cell)
+        want["device_class"] = have.get("device_class", want["device_class"])
+        if spec_hash(want) == result.get("config_hash"):
+            return []
+        return sorted(k for k in want if have.get(k) != want[k]) or ["config_hash"]
+
     def result_path(self, cell: Cell) -> Path:
         return self.opts.results_dir / self.suite.name / f"{cell.id}.json"
 

@@ -178,18 +178,51 @@ def test_progress_line_between_cells():
 
 def test_list_with_results_shows_where_each_cell_stands(tmp_path, capsys):
     from kdbench.cli import main
+    from kdbench.runner import code_fingerprint
+    from kdbench.suite import spec_hash
 
     from .conftest import REPO
 
     folder = tmp_path / "r" / "smoke"
     folder.mkdir(parents=True)
+    # A committed result, as this code would write it (its config_hash follows the training
+    # code: the committed file may predate the last change to train.py).
     done = "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0.json"
-    (folder / done).write_bytes((REPO / "reports" / "results" / "smoke" / done).read_bytes())
+    r = json.loads((REPO / "reports" / "results" / "smoke" / done).read_text())
+    r["config"]["code"] = code_fingerprint()
+    r["config_hash"] = spec_hash(r["config"])
+    (folder / done).write_text(json.dumps(r))
+    # The same result from another student recipe: a re-run would redo it.
+    other = "fmnist-smoke__cnn_medium__cnn_small__fp32__none__s0.json"
+    stale = json.loads((REPO / "reports" / "results" / "smoke" / other).read_text())
+    stale["config"].update(code=code_fingerprint(), student_recipe="0" * 64)
+    stale["config_hash"] = spec_hash(stale["config"])
+    (folder / other).write_text(json.dumps(stale))
     (folder / "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0.json").write_text("{torn")
     assert main(["list", "suites/smoke.yaml", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    top1 = json.loads((folder / done).read_text())["metrics"]["test_top1_last"]
+    top1 = r["metrics"]["test_top1_last"]
     assert f"fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0  ok  test top-1 {100 * top1:.2f} % on cpu" in out
+    assert "fmnist-smoke__cnn_medium__cnn_small__fp32__none__s0  stale  test top-1" in out
+    assert "changed since: student_recipe (a re-run redoes it)" in out
     assert "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0  unreadable  JSONDecodeError" in out
     assert "fmnist-smoke__cnn_medium__cnn_tiny__fp32__none__s0  not run" in out
-    assert "1 not run" not in out and "2 not run" in out and "1 ok" in out and "1 unreadable" in out
+    assert "1 not run" in out and "1 ok" in out and "1 stale" in out and "1 unreadable" in out
+
+
+def test_a_result_is_current_exactly_when_a_rerun_would_keep_it(tmp_path):
+    """config_changes (what kdbench list reports) agrees with Runner.finished (what a run skips)."""
+    from kdbench.runner import Runner, RunOptions
+    from kdbench.suite import load_suite, spec_hash
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml")
+    runner = Runner(suite, RunOptions(results_dir=tmp_path))
+    cell = suite.cells()[0]
+    config = runner.cell_config(cell)
+    path = runner.result_path(cell)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"status": "ok", "config": config, "config_hash": spec_hash(config)}))
+    assert runner.finished(cell) and runner.config_changes(cell, json.loads(path.read_text())) == []
+    moved = dict(config, code="0" * 64, kd="1" * 64)
+    path.write_text(json.dumps({"status": "ok", "config": moved, "config_hash": spec_hash(moved)}))
+    assert not runner.finished(cell) and runner.config_changes(cell, json.loads(path.read_text())) == ["code", "kd"]

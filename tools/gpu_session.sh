@@ -1,74 +1,185 @@
 #!/usr/bin/env bash
-# The GPU work kdbench still owes, in steps that each fit one 10-minute device call.
-# Run from the repository root on the GPU machine: bash tools/gpu_session.sh STEP
-#   setup        unpack .data/cifar10.tgz to /tmp/data; install wheels carried in .whl/ (torchao
-#                for fp8 training, matplotlib for figures: the machine has no network)
-#   determinism  every GPU determinism test: precisions, speed options (channels_last, fused
-#                optimizer, torch.compile), fp8 training (skips where fp8 matmuls are missing)
-#   bench        the benchmarks three times, their noise (the threshold for the saved baseline)
-#   loop         the 5× target: seed-style KD loop against kdbench's loop on the same cell, with
-#                and without the speed options (tools/bench_loop.py)
-#   full         one full-scale KD cell per suite (the cheapest of each), resumable: run it again
-#                (on the same warm machine) until it says "all done"; a training cut by the call's
-#                time limit resumes from its last epoch checkpoint. Results in .gpu-results/
-#                (kept between calls) and copied to $OUT each time.
-#   profile      the quick profile (--quick: all cells, all data, one epoch per model) of every
-#                suite whose data is here, with its wall time
-# Outputs go under $OUT (the device tool brings them back).
-# Data travels in .data/*.tgz (ignored by git; carry it): cifar10.tgz, fashion-mnist.tgz and
-# imagenette-pair.tgz are together over the 64 MiB a call may carry, so carry them over two
-# calls to one warm machine: setup unpacks whatever came and keeps what earlier calls unpacked.
+# The GPU work kdbench still owes, sized for a session's device budget (15 minutes of device
+# time in all, machine start included; at most 10 minutes a call).
+#
+# Here (this machine), before the first device call:
+#   bash tools/gpu_session.sh pack     .data/gpu-a.tgz (CIFAR-10 JPEG + Fashion-MNIST, ~51 MB),
+#                                      .data/gpu-b.tgz (the Imagenette pair of s5), .whl/ (torchao
+#                                      for the device's Python 3.12: fp8 training). A call carries
+#                                      at most 64 MiB: carry gpu-a and .whl in one call, gpu-b in
+#                                      another (s5 is last in the queue for that reason).
+# On the device, one call (repository root; carry .data .whl .gpu-state):
+#   bash tools/gpu_session.sh owed [SECONDS]
+#       does what fits in SECONDS (default 520) of the queue below, in this order, skipping what
+#       is finished, and leaves everything under $OUT, with $OUT/gpu-state.tgz holding the
+#       finished full-scale results and the mid-training checkpoints (when they fit in 15 MiB):
+#         determinism  every GPU determinism test (precisions, speed options, fp8 training)
+#         bench        the KD-loss and KD-step benchmarks three times, and their run-to-run noise
+#         loop         the 5× target: seed-style KD loop against kdbench's loop (tools/bench_loop.py)
+#         full         one full-scale KD cell per suite, cheapest first; a training cut by the
+#                      deadline resumes from its last epoch checkpoint in the next call
+#       A part is "finished" when its marker is in .gpu-state/done (carried back and forth), so
+#       successive calls, on a fresh machine or a warm one, walk down the queue.
+# Here, after each call (DIR: the call's files_at):
+#   bash tools/gpu_session.sh land DIR  unpacks DIR/gpu-state.tgz into .gpu-state/ (carry it in the
+#                                       next call), copies finished full-scale results into
+#                                       reports/results/ and shows each suite's status.
+# The older single steps stay: setup | determinism | bench | loop | full | profile (the quick
+# profile of every suite: about a whole call on its own).
+#
+# Finished full-scale cells are skipped only while their configuration hash holds: it covers the
+# training code (kdbench.runner.code_fingerprint), so a change to train.py, losses.py,
+# precision.py, metrics.py, models/ or data/split.py between calls re-runs them and makes the
+# checkpoints unusable (they are then reported and removed, never misused).
 set -euo pipefail
 OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT"
-export KDBENCH_DATA=/tmp/data KDBENCH_CACHE=/tmp/kdbench-cache PYTHONUNBUFFERED=1
-step="${1:?usage: bash tools/gpu_session.sh setup|determinism|bench|loop|full|profile}"
+export KDBENCH_DATA="${KDBENCH_DATA:-/tmp/data}" PYTHONUNBUFFERED=1
+# In the working tree, so a warm machine keeps it between calls; gpu-state.tgz carries it further.
+export KDBENCH_CACHE="${KDBENCH_CACHE:-$PWD/.kdbench-cache}"
+DEVICE="${KDBENCH_DEVICE:-cuda}"           # cpu: rehearse the flow here (with EXTRA="--tiny")
+EXTRA="${EXTRA:-}"                         # more kdbench run arguments for the full cells
+STATE=.gpu-state
+STATE_MAX_BYTES=$(( 15 * 1024 * 1024 ))    # one file back from $OUT is at most 16 MiB
+# One full-scale cell per suite, cheapest first (estimates from the H100's gpu-cifar10 times and
+# the recipes; s5 needs .data/gpu-b.tgz, so it runs in a call that carries it).
+FULL_CELLS=(
+  "s4-fmnist:*__rescnn_b4__fp32__kd__*"
+  "s1-cifar10:*__student_light__fp32__kd__*"
+  "s3-cifar10:*__timm-resnet50__timm-resnet18__bf16__kd__*"
+  "s2-cifar10:*__kd__*"
+  "canonical-cifar:*__vgg13__vgg8__bf16__kd__*"
+  "s5-imagenette:*__kd__*"
+)
+step="${1:?usage: bash tools/gpu_session.sh pack|owed [SECONDS]|land DIR|setup|determinism|bench|loop|full|profile}"
+
+now() { date +%s; }
+
+setup() {
+  mkdir -p "$KDBENCH_DATA"
+  for t in .data/*.tgz; do [ -f "$t" ] && tar xzf "$t" -C "$KDBENCH_DATA" && echo "unpacked $t"; done
+  ls "$KDBENCH_DATA"
+  if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+      && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}" || echo "wheels in .whl/ did not install: fp8 training cells will say unsupported"
+  fi
+  python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"
+}
+
+run_determinism() { python3 -m pytest -m gpu tests/test_determinism.py -ra 2>&1 | tee "$OUT/determinism.log"; }
+
+run_bench() {  # $1: pytest -k selection (empty: every benchmark)
+  local k=(); [ -n "${1:-}" ] && k=(-k "$1")
+  for i in 1 2 3; do
+    python3 -m pytest -q -m benchmark tests/test_bench.py "${k[@]}" --benchmark-enable --benchmark-json="$OUT/bench-$i.json" \
+      --benchmark-min-rounds=5 --benchmark-max-time=0.1 > "$OUT/bench-$i.log" 2>&1
+  done
+  python3 -m kdbench bench-noise "$OUT"/bench-1.json "$OUT"/bench-2.json "$OUT"/bench-3.json | tee "$OUT/bench-noise.txt"
+}
+
+run_loop() { python3 tools/bench_loop.py --data-root "$KDBENCH_DATA" | tee "$OUT/bench-loop.jsonl"; }
+
+# The full-scale cells until $1 (epoch seconds); returns 0 when every one is finished.
+run_full() {
+  local deadline=$1 all=0 spec suite cells left rc
+  for spec in "${FULL_CELLS[@]}"; do
+    suite=${spec%%:*}; cells=${spec#*:}
+    left=$(( deadline - $(now) ))
+    if [ "$left" -le 30 ]; then all=1; break; fi
+    echo "== $suite $cells (${left} s left)"
+    rc=0
+    # shellcheck disable=SC2086  # EXTRA is a list of arguments
+    timeout "$left" python3 -m kdbench run "suites/$suite.yaml" --cells "$cells" --device "$DEVICE" --results "$STATE/results" $EXTRA \
+      >> "$OUT/full-$suite.log" 2>&1 || rc=$?
+    grep -E "^\[|done in|resumed|FAILED|UNSUPPORTED|error" "$OUT/full-$suite.log" | tail -8 || true
+    [ "$rc" = 0 ] || { echo "   exit $rc (124: cut by the deadline; the next call resumes it)"; all=1; }
+  done
+  return $all
+}
+
+save_state() {  # what the next call (this session's or a later one's) carries back in as .gpu-state
+  local tmp="$OUT/gpu-state.tgz"
+  rm -rf "$STATE/checkpoints"
+  [ -d "$KDBENCH_CACHE/checkpoints" ] && cp -r "$KDBENCH_CACHE/checkpoints" "$STATE/checkpoints"
+  # Student weights (.pt) stay behind: a result's sha256 records them, and a ResNet alone is
+  # over the 16 MiB a file may bring back.
+  tar czf "$tmp" --exclude='*.pt' --exclude='*.tmp*' "$STATE"
+  if [ "$(stat -c %s "$tmp")" -gt "$STATE_MAX_BYTES" ]; then
+    tar czf "$tmp" --exclude='*.pt' --exclude='*.tmp*' --exclude="$STATE/checkpoints" "$STATE"
+    echo "checkpoints left out of gpu-state.tgz (over $STATE_MAX_BYTES bytes): a cut training restarts on a fresh machine"
+  fi
+  rm -rf "$STATE/checkpoints"
+  echo "state: $(stat -c %s "$tmp") bytes in $tmp"
+}
+
 case "$step" in
-  setup)
-    mkdir -p /tmp/data
-    for t in .data/*.tgz; do [ -f "$t" ] && tar xzf "$t" -C /tmp/data && echo "unpacked $t"; done
-    ls /tmp/data
-    if [ -d .whl ]; then python3 -m pip install -q --no-index --find-links .whl torchao matplotlib || true; fi
-    python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))"
+  pack)
+    src="${KDBENCH_DATA_SRC:-../shared/datasets}"
+    mkdir -p .data
+    tar czf .data/gpu-a.tgz -C "$src" cifar10-jpeg fashion-mnist
+    classes=$(python3 -c "import yaml; print(' '.join(yaml.safe_load(open('suites/s5-imagenette.yaml'))['data']['classes']))")
+    tar czf .data/gpu-b.tgz -C "$src" $(for c in $classes; do echo "imagenette-224/train/$c imagenette-224/val/$c"; done)
+    mkdir -p .whl
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl torchao
+    ls -la .data .whl
+    echo "carry in call 1: .data/gpu-a.tgz + .whl + .gpu-state; gpu-b.tgz (s5) in a later call, with gpu-a moved out of .data"
     ;;
-  determinism)
-    python3 -m pytest -m gpu tests/test_determinism.py -ra 2>&1 | tee "$OUT/determinism.log"
+  owed)
+    deadline=$(( $(now) + ${2:-520} ))
+    mkdir -p "$STATE" "$KDBENCH_CACHE"
+    touch "$STATE/done"
+    if [ -d "$STATE/checkpoints" ]; then cp -rn "$STATE/checkpoints" "$KDBENCH_CACHE/" && rm -rf "$STATE/checkpoints"; fi
+    setup
+    export OUT KDBENCH_DATA KDBENCH_CACHE
+    export -f run_determinism run_bench run_loop
+    part() {  # name, cap in seconds, function and arguments: run unless done or no time is left
+      local name=$1 cap=$2 left
+      shift 2
+      if grep -qx "$name" "$STATE/done"; then echo "== $name: finished in an earlier call"; return; fi
+      left=$(( deadline - $(now) ))
+      [ "$left" -lt "$cap" ] && { echo "== $name: needs up to $cap s, $left s left: next call"; return; }
+      echo "== $name (up to $cap s)"
+      if timeout "$cap" bash -o pipefail -c '"$@"' _ "$@"; then echo "$name" >> "$STATE/done"; else echo "== $name did not finish (exit $?)"; fi
+    }
+    part determinism 300 run_determinism
+    part bench 240 run_bench "kd_loss or kd_train_step"
+    part loop 120 run_loop
+    if ! grep -qx full "$STATE/done"; then
+      if run_full "$deadline"; then echo full >> "$STATE/done"; fi
+    fi
+    save_state
+    echo "finished: $(tr "\n" " " < "$STATE/done")(the queue: determinism bench loop full)"
     ;;
-  bench)
-    for i in 1 2 3; do
-      python3 -m pytest -q -m benchmark tests/test_bench.py --benchmark-enable --benchmark-json="$OUT/bench-$i.json" \
-        --benchmark-min-rounds=5 --benchmark-max-time=0.1 > "$OUT/bench-$i.log" 2>&1
+  land)
+    dir="${2:?usage: bash tools/gpu_session.sh land DIR (files_at of the call)}"
+    rm -rf "$STATE" && tar xzf "$dir/gpu-state.tgz"
+    for d in "$STATE"/results/*/; do
+      [ -d "$d" ] || continue
+      suite=$(basename "$d")
+      # Only results the committed suite and code would keep (not --tiny rehearsals, not stale ones).
+      for id in $(python3 -m kdbench list "suites/$suite.yaml" --results "$STATE/results" | awk '$2 == "ok" {print $1}'); do
+        mkdir -p "reports/results/$suite" && cp "$d$id.json" "reports/results/$suite/"
+        if [ -f "$d$id.history.csv" ]; then cp "$d$id.history.csv" "reports/results/$suite/"; fi
+      done
+      python3 -m kdbench list "suites/$suite.yaml" --results reports/results | tail -1
     done
-    python3 -m kdbench bench-noise "$OUT"/bench-1.json "$OUT"/bench-2.json "$OUT"/bench-3.json | tee "$OUT/bench-noise.txt"
+    echo "done: $(tr '\n' ' ' < "$STATE/done")"
     ;;
-  loop)
-    python3 tools/bench_loop.py --data-root /tmp/data | tee "$OUT/bench-loop.jsonl"
-    ;;
+  setup) setup ;;
+  determinism) run_determinism ;;
+  bench) run_bench "" ;;
+  loop) run_loop ;;
   full)
-    export KDBENCH_CACHE="$PWD/.kdbench-cache"  # in the working tree: kept between calls while the machine is warm
-    deadline=$(( $(date +%s) + ${BUDGET_S:-540} ))
-    done_all=yes
-    for spec in "s4-fmnist:*__rescnn_b4__fp32__kd__*" "s5-imagenette:*__kd__*" "s1-cifar10:*__student_light__fp32__kd__*" \
-                "s3-cifar10:*__timm-resnet50__timm-resnet18__bf16__kd__*" "s2-cifar10:*__kd__*" "canonical-cifar:*__resnet56__resnet20__bf16__kd__*"; do
-      suite=${spec%%:*}; cells=${spec#*:}
-      left=$(( deadline - $(date +%s) ))
-      if [ "$left" -le 30 ]; then done_all=no; break; fi
-      echo "== $suite $cells (${left} s left in this call)"
-      rc=0
-      timeout "$left" python3 -m kdbench run "suites/$suite.yaml" --cells "$cells" --device cuda --results .gpu-results \
-        >> "$OUT/full-$suite.log" 2>&1 || rc=$?
-      grep -E "^\[|done in|resumed|FAILED|UNSUPPORTED|error" "$OUT/full-$suite.log" | tail -15 || true
-      [ "$rc" = 0 ] || { echo "exit $rc"; done_all=no; }
-    done
-    mkdir -p "$OUT/results" && cp -r .gpu-results/. "$OUT/results/"
-    [ "$done_all" = yes ] && echo "all done" || echo "not finished: run 'full' again on this warm machine"
+    if run_full $(( $(now) + ${BUDGET_S:-540} )); then echo "all done"; else echo "not finished: run 'full' again"; fi
+    save_state
     ;;
   profile)
     for suite in suites/*.yaml; do
-      start=$(date +%s)
+      start=$(now)
       python3 -m kdbench run "$suite" --quick --device cuda --results "$OUT/results-quick" > "$OUT/quick-$(basename "$suite" .yaml).log" 2>&1 \
         && status=ok || status="exit $?"
-      echo "$(basename "$suite" .yaml): $(( $(date +%s) - start )) s ($status)" | tee -a "$OUT/profile.txt"
+      echo "$(basename "$suite" .yaml): $(( $(now) - start )) s ($status)" | tee -a "$OUT/profile.txt"
     done
     ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
