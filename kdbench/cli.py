@@ -118,12 +118,23 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
                                       Path(args.cache) if args.cache else None, log=lambda m: print(m, file=sys.stderr)))
         figures = {k: Path(os.path.relpath(v, out.parent)).as_posix() for k, v in made.items()}
     page = suite_page(suite.name, suite.spec.description, results, load_golden(suite.name, device_class), device_class, figures,
-                      suite.spec.reported)
+                      suite.spec.reported, stale_results(suite, results_dir, results))
     if out is not None:
         from .io import atomic_write_bytes
 
         atomic_write_bytes(out, page.encode())
     return page
+
+
+def stale_results(suite, results_dir: Path, results: dict[str, dict]) -> dict[str, list[str]]:
+    """cell id → what changed since that finished result was made (settings or training code),
+    for the results a re-run would redo."""
+    from .runner import Runner, RunOptions
+
+    checker = Runner(suite, RunOptions(results_dir=results_dir))
+    cells = {c.id: c for c in suite.cells()}
+    changed = {cid: checker.config_changes(cells[cid], r) for cid, r in results.items() if r.get("status") == "ok"}
+    return {cid: parts for cid, parts in changed.items() if parts}
 
 
 def cmd_run(args) -> int:

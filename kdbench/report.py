@@ -226,9 +226,22 @@ def training_table(results: dict[str, dict]) -> str | None:
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def stale_note(stale: dict[str, list[str]], total: int) -> str:
+    """One paragraph: how many results predate the suite file or training code now, and what changed."""
+    parts: dict[str, int] = {}
+    for changed in stale.values():
+        for p in changed:
+            parts[p] = parts.get(p, 0) + 1
+    what = ", ".join(f"{p} ({n})" for p, n in sorted(parts.items()))
+    return (f"**{len(stale)} of these {total} results were made with other settings or training code than the suite and code "
+            f"now** (changed: {what}); a re-run would redo them, and `kdbench list SUITE --results FOLDER` names them. "
+            "Their figures are what that code measured.")
+
+
 def suite_page(suite_name: str, description: str, results: dict[str, dict], golden: dict | None, device_class: str,
-               figures: dict[str, str] | None = None, reported=()) -> str:
-    """The Markdown page of a suite; ``figures`` maps a figure's title to its path relative to the page."""
+               figures: dict[str, str] | None = None, reported=(), stale: dict[str, list[str]] | None = None) -> str:
+    """The Markdown page of a suite; ``figures`` maps a figure's title to its path relative to the page;
+    ``stale``: cell id → what changed since that result was made (see ``Runner.config_changes``)."""
     any_r = next(iter(results.values()), None)
     stat = any_r["statistic"] if any_r else ""
     lines = [f"# Suite `{suite_name}` on `{device_class}`", ""]
@@ -246,6 +259,8 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
         markdown_table(results, golden),
         "",
     ]
+    if stale:
+        lines += [stale_note(stale, len(results)), ""]
     over_seeds = seeds_table(results)
     if over_seeds:
         lines += ["## Across seeds", "",

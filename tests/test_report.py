@@ -245,3 +245,30 @@ def test_seeds_table_says_yes_only_when_the_gain_clears_the_spread():
     noisy = seeds_table(cells([0.02, -0.03, 0.015]))
     assert next(x for x in noisy.splitlines() if "| kd " in x).rstrip(" |").endswith("no")
     assert seeds_table({"a": _fake("a", "fp32", "kd", 0.7)}) is None  # one seed: nothing to summarise
+
+
+def test_page_says_which_results_a_rerun_would_redo(tmp_path):
+    """A results folder made by other training code: the page carries the figures and says they
+    predate the code now, counting what changed; a current folder gets no such line."""
+    from kdbench.cli import stale_results
+    from kdbench.report import suite_page
+    from kdbench.runner import code_fingerprint, load_results
+    from kdbench.suite import load_suite, spec_hash
+
+    from .conftest import REPO
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml")
+    folder = tmp_path / "smoke"
+    folder.mkdir()
+    for i, p in enumerate(sorted((REPO / "reports" / "results" / "smoke").glob("*__s0.json"))):
+        r = json.loads(p.read_text())
+        r["config"]["code"] = code_fingerprint() if i % 2 else "0" * 64  # every other one from older code
+        r["config_hash"] = spec_hash(r["config"])
+        (folder / p.name).write_text(json.dumps(r))
+    results = load_results(suite, tmp_path)
+    stale = stale_results(suite, tmp_path, results)
+    assert len(results) == 4 and sorted(stale.values()) == [["code"], ["code"]]
+    page = suite_page(suite.name, "", results, None, "cpu", None, (), stale)
+    assert "**2 of these 4 results were made with other settings or training code" in page and "(changed: code (2))" in page
+    fresh = {k: v for k, v in results.items() if k not in stale}
+    assert "were made with other settings" not in suite_page(suite.name, "", fresh, None, "cpu", None, (), stale_results(suite, tmp_path, fresh))
