@@ -75,16 +75,20 @@ def _decode(args: tuple[str, int, str, bool]) -> np.ndarray | None:
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
+def _map_images(fn, jobs: list) -> list:
+    """``fn`` over the jobs in order, in up to 16 processes when there are many images (a
+    process pool costs more than it saves below a few thousand)."""
+    workers = min(16, os.cpu_count() or 1)
+    if workers > 1 and len(jobs) > 2000:
+        with ProcessPoolExecutor(workers) as ex:
+            return list(ex.map(fn, jobs, chunksize=256))
+    return [fn(j) for j in jobs]
+
+
 def decode_all(paths: list[Path], size: int, mode: str, skip_bad: bool = False) -> tuple[torch.Tensor, list[int]]:
     """The images as one uint8 tensor, and the positions of those that could not be decoded
     (skipped only when ``skip_bad``; otherwise the first one raises)."""
-    workers = min(16, os.cpu_count() or 1)
-    jobs = [(str(p), size, mode, skip_bad) for p in paths]
-    if workers > 1 and len(jobs) > 2000:
-        with ProcessPoolExecutor(workers) as ex:
-            arrays = list(ex.map(_decode, jobs, chunksize=256))
-    else:
-        arrays = [_decode(j) for j in jobs]
+    arrays = _map_images(_decode, [(str(p), size, mode, skip_bad) for p in paths])
     bad = [i for i, a in enumerate(arrays) if a is None]
     good = [a for a in arrays if a is not None]
     if not good:
@@ -113,13 +117,7 @@ def read_decoded_cache(path: Path, fingerprint: str) -> dict | None:
 
 def find_bad_images(paths: list[Path], size: int, mode: str) -> list[int]:
     """Positions of the images that cannot be decoded (a full decode pass, pixels dropped)."""
-    workers = min(16, os.cpu_count() or 1)
-    jobs = [(str(p), size, mode, True) for p in paths]
-    if workers > 1 and len(jobs) > 2000:
-        with ProcessPoolExecutor(workers) as ex:
-            ok = list(ex.map(_decodes, jobs, chunksize=256))
-    else:
-        ok = [_decodes(j) for j in jobs]
+    ok = _map_images(_decodes, [(str(p), size, mode, True) for p in paths])
     return [i for i, good in enumerate(ok) if not good]
 
 
