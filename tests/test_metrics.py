@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kdbench.metrics import METRIC_NAMES, classification_metrics, per_class_report
-from kdbench.suite import METRICS
+from kdbench.suite_checks import METRICS
 
 
 def test_suite_and_metrics_module_agree_on_names():
