@@ -59,6 +59,19 @@ def git_revision() -> str | None:
     return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def cpu_model() -> str:
+    """The processor's model name (/proc/cpuinfo on Linux): CPU results are bitwise
+    reproducible on the same model and thread count, not across models, whose kernels (AVX2,
+    AVX-512) round differently."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: torch.device) -> dict:
     from . import __version__
 
@@ -74,6 +87,8 @@ def environment(device: torch.device) -> dict:
         "device": str(device),
         "device_class": device_class(device),
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernel set torch picked: DEFAULT, AVX2, AVX512
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),

@@ -11,6 +11,9 @@ from tabulate import tabulate
 _PROVENANCE = {
     "torch": ("environment", "torch"), "CUDA": ("environment", "cuda"), "cuDNN": ("environment", "cudnn"),
     "GPU": ("environment", "gpu"), "device class": ("environment", "device_class"), "git revision": ("environment", "git_revision"),
+    # On a CPU the processor model and thread count decide the rounding (AVX2 and AVX-512
+    # kernels differ), so the same code and seed give other weights on another model.
+    "CPU": ("environment", "cpu_model"), "CPU kernels": ("environment", "cpu_capability"), "threads": ("environment", "torch_threads"),
     "training code": ("fingerprints", "code"), "data": ("fingerprints", "dataset"), "split": ("fingerprints", "split"),
 }
 
@@ -19,14 +22,22 @@ def _get(res: dict, path: tuple[str, str]):
     return res.get(path[0], {}).get(path[1])
 
 
+def _shown(v) -> str:
+    """A provenance value for a one-line comparison: hashes cut to 16 characters, names whole."""
+    if v is None:
+        return "not recorded"
+    v = str(v)
+    return v[:16] if len(v) >= 40 and all(c in "0123456789abcdef" for c in v) else v
+
+
 def provenance_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
     """'torch: 2.11.0 → 2.14.1' lines for every provenance field whose values differ."""
     lines = []
     for label, path in _PROVENANCE.items():
-        va = sorted({str(_get(r, path)) for r in a.values()})
-        vb = sorted({str(_get(r, path)) for r in b.values()})
+        va = sorted({_shown(_get(r, path)) for r in a.values()})
+        vb = sorted({_shown(_get(r, path)) for r in b.values()})
         if va != vb:
-            lines.append(f"{label}: {', '.join(v[:16] for v in va)} → {', '.join(v[:16] for v in vb)}")
+            lines.append(f"{label}: {', '.join(va)} → {', '.join(vb)}")
     return lines
 
 

@@ -298,6 +298,6 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
             lines += [f"### {title[0].upper() + title[1:]}", "", f"![{title}]({rel})", ""]
     if any_r:
         env = any_r["environment"]
-        lines += [f"Environment: torch {env['torch']}, {env.get('gpu') or env['cpu']}, {env['torch_threads']} threads, "
+        lines += [f"Environment: torch {env['torch']}, {env.get('gpu') or env.get('cpu_model') or env['cpu']}, {env['torch_threads']} threads, "
                   f"kdbench {env['kdbench']} ({env.get('git_revision') or 'no git revision'}). Data: {any_r['data']['location'].split('/')[-1]} {any_r['data']['notes']}".rstrip(), ""]
     return "\n".join(lines)

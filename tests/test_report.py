@@ -177,6 +177,27 @@ def test_diff_verdicts_against_golden_tolerances():
     assert provenance_changes(a, {"c": res(0.6, "w2", "2.14.1")}) == ["torch: 2.11.0 → 2.14.1"]
 
 
+def test_diff_names_the_processor_when_cpu_runs_differ():
+    """Same code, seed and torch on two CPU models: the weights differ (AVX2 and AVX-512 kernels
+    round differently; measured on the smoke suite: up to 2 pp on a teacher), and diff says why."""
+    from kdbench.determinism import cpu_model, environment
+    from kdbench.diff import provenance_changes
+
+    env = environment(torch.device("cpu"))
+    assert env["cpu_model"] == cpu_model() and env["cpu_model"] and env["cpu_capability"]
+
+    def res(model, kernels, threads):
+        return {"environment": {"torch": "2.14.1", "cpu_model": model, "cpu_capability": kernels, "torch_threads": threads},
+                "fingerprints": {"code": "c" * 64}}
+
+    a = {"x": res("AMD EPYC 9B14", "AVX2", 2)}
+    assert provenance_changes(a, {"x": res("Intel(R) Xeon(R) Processor", "AVX512", 2)}) == [
+        "CPU: AMD EPYC 9B14 → Intel(R) Xeon(R) Processor", "CPU kernels: AVX2 → AVX512"]
+    older = {"x": {"environment": {"torch": "2.14.1", "torch_threads": 2}, "fingerprints": {"code": "c" * 64}}}
+    assert provenance_changes(older, a)[0] == "CPU: not recorded → AMD EPYC 9B14"
+    assert provenance_changes(a, {"x": dict(a["x"], fingerprints={"code": "d" * 64})}) == [f"training code: {'c' * 16} → {'d' * 16}"]
+
+
 def test_page_without_results_says_so_and_lists_the_published_figures():
     from kdbench.report import suite_page
     from kdbench.suite import load_suite
