@@ -137,6 +137,35 @@ def stale_results(suite, results_dir: Path, results: dict[str, dict]) -> dict[st
     return {cid: parts for cid, parts in changed.items() if parts}
 
 
+def cmd_cost(args) -> int:
+    from .cost import Shape, cost_table, duration, flops_text, suite_stages
+    from .runner import Runner, select_cells
+    from .suite import load_suite
+
+    suite = load_suite(args.suite, _overrides(args))
+    cells = select_cells(suite.cells(), args.cells)
+    if not cells:
+        raise KDBenchError(f"no cell of {suite.name} matches --cells {args.cells!r}")
+    opts = _options(args)
+    opts.log = lambda m: print(m, file=sys.stderr)
+    runner = Runner(suite, opts)
+    shapes = {}
+    for name in sorted({c.dataset for c in cells}):
+        p = runner.prepare(name)  # the split sizes need the data (decoded once, then cached)
+        shapes[name] = Shape(p.data.channels, p.image_size, p.data.num_classes, len(p.train), len(p.val))
+    stages = suite_stages(suite, cells, shapes)
+    total = sum(s.flops for s in stages)
+    print(f"{suite.name}: {len(cells)} cells, {len(stages)} trainings and teacher-logit tables ({suite.source})")
+    print("Upper bounds: every epoch of the recipe (early stopping can end sooner); a training step counts as 3 forward passes; "
+          "teachers and assistants once (the runner caches them).")
+    print()
+    print(cost_table(stages, args.tflops))
+    print()
+    at = f"; at {args.tflops:g} TFLOP/s sustained: {duration(total / (args.tflops * 1e12))}" if args.tflops else ""
+    print(f"total: {flops_text(total)}{at}")
+    return 0
+
+
 def cmd_run(args) -> int:
     from .runner import Runner, select_cells
     from .suite import load_suite
@@ -326,6 +355,11 @@ def parser() -> argparse.ArgumentParser:
     _suite_args(p)
     p.add_argument("--results", help="a results folder: show whether each cell is done (and its test top-1), failed, unsupported or not run")
     p.set_defaults(fn=cmd_list)
+    p = sub.add_parser("cost", help="the compute a suite's trainings will take (FLOPs, per training and in all), before it runs")
+    _suite_args(p)
+    _run_args(p)
+    p.add_argument("--tflops", type=float, help="a sustained rate (TFLOP/s) to turn FLOPs into time, e.g. one measured on your GPU")
+    p.set_defaults(fn=cmd_cost)
     p = sub.add_parser("report", help="regenerate the Markdown result table")
     _suite_args(p)
     p.add_argument("--results", default="results")

@@ -3,11 +3,12 @@
 # time in all, machine start included; at most 10 minutes a call).
 #
 # Here (this machine), before the first device call:
-#   bash tools/gpu_session.sh pack     .data/gpu-a.tgz (CIFAR-10 JPEG + Fashion-MNIST, ~51 MB),
-#                                      .data/gpu-b.tgz (the Imagenette pair of s5), .whl/ (torchao
-#                                      for the device's Python 3.12: fp8 training). A call carries
-#                                      at most 64 MiB: carry gpu-a and .whl in one call, gpu-b in
-#                                      another (s5 is last in the queue for that reason).
+#   bash tools/gpu_session.sh pack     .data/gpu-a.tgz (CIFAR-10 JPEG + the Imagenette pair of s5,
+#                                      ~44 MB), .data/gpu-b.tgz (Fashion-MNIST, ~30 MB: s4), .whl/
+#                                      (torchao for the device's Python 3.12: fp8 training). A call
+#                                      carries at most 64 MiB: one pack a call (move the other out
+#                                      of .data); a suite whose data did not come says so and the
+#                                      queue goes on.
 # On the device, one call (repository root; carry .data .whl .gpu-state):
 #   bash tools/gpu_session.sh owed [SECONDS]
 #       does what fits in SECONDS (default 520) of the queue below, in this order, skipping what
@@ -41,15 +42,19 @@ DEVICE="${KDBENCH_DEVICE:-cuda}"           # cpu: rehearse the flow here (with E
 EXTRA="${EXTRA:-}"                         # more kdbench run arguments for the full cells
 STATE=.gpu-state
 STATE_MAX_BYTES=$(( 15 * 1024 * 1024 ))    # one file back from $OUT is at most 16 MiB
-# One full-scale cell per suite, cheapest first (estimates from the H100's gpu-cifar10 times and
-# the recipes; s5 needs .data/gpu-b.tgz, so it runs in a call that carries it).
+# One full-scale cell per suite, cheapest first by `kdbench cost SUITE --cells GLOB` (training
+# FLOPs, upper bounds): s1 181 TFLOP, s3 1.24 PFLOP, s5 2.09 PFLOP, s4 862 TFLOP (its data travels
+# in the other pack, so it comes after the gpu-a suites), canonical resnet56→resnet20 13.9 PFLOP
+# (the cheapest canonical pair; vgg13→vgg8 is 24.8), s2 14.3 PFLOP. The H100 sustained about
+# 6 TFLOP/s over the gpu-cifar10 suite (4.14 PFLOP in 729 s of cells): minutes for the first
+# four, about 40 minutes each for the last two, which therefore span calls (checkpoints).
 FULL_CELLS=(
-  "s4-fmnist:*__rescnn_b4__fp32__kd__*"
   "s1-cifar10:*__student_light__fp32__kd__*"
   "s3-cifar10:*__timm-resnet50__timm-resnet18__bf16__kd__*"
-  "s2-cifar10:*__kd__*"
-  "canonical-cifar:*__vgg13__vgg8__bf16__kd__*"
   "s5-imagenette:*__kd__*"
+  "s4-fmnist:*__rescnn_b4__fp32__kd__*"
+  "canonical-cifar:*__resnet56__resnet20__bf16__kd__*"
+  "s2-cifar10:*__kd__*"
 )
 step="${1:?usage: bash tools/gpu_session.sh pack|owed [SECONDS]|land DIR|setup|determinism|bench|loop|full|profile}"
 
@@ -116,14 +121,15 @@ case "$step" in
   pack)
     src="${KDBENCH_DATA_SRC:-../shared/datasets}"
     mkdir -p .data
-    tar czf .data/gpu-a.tgz -C "$src" cifar10-jpeg fashion-mnist
     classes=$(python3 -c "import yaml; print(' '.join(yaml.safe_load(open('suites/s5-imagenette.yaml'))['data']['classes']))")
-    tar czf .data/gpu-b.tgz -C "$src" $(for c in $classes; do echo "imagenette-224/train/$c imagenette-224/val/$c"; done)
+    # shellcheck disable=SC2046  # one path per word
+    tar czf .data/gpu-a.tgz -C "$src" cifar10-jpeg $(for c in $classes; do echo "imagenette-224/train/$c imagenette-224/val/$c"; done)
+    tar czf .data/gpu-b.tgz -C "$src" fashion-mnist
     mkdir -p .whl
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl torchao
     ls -la .data .whl
-    echo "carry in call 1: .data/gpu-a.tgz + .whl + .gpu-state; gpu-b.tgz (s5) in a later call, with gpu-a moved out of .data"
+    echo "call 1 carries .data (gpu-a.tgz only) .whl .gpu-state; a later call .data with gpu-b.tgz (s4)"
     ;;
   owed)
     deadline=$(( $(now) + ${2:-520} ))

@@ -1,0 +1,77 @@
+"""kdbench cost: the compute of a suite's trainings, counted the way the runner trains them."""
+
+from __future__ import annotations
+
+from kdbench.cost import Shape, cost_table, flops_text, replayed_versions, suite_stages
+from kdbench.models import build_model, count_flops
+from kdbench.suite import load_suite, parse_suite
+
+from .conftest import REPO
+
+SMOKE_SHAPE = {"fmnist-smoke": Shape(channels=1, image_size=28, num_classes=10, n_train=1800, n_val=200)}
+
+
+def fwd(name: str) -> int:
+    return count_flops(build_model(name, 1, 10, 28), 1, 28)
+
+
+def test_smoke_suite_counts_the_teacher_once_and_its_cached_logits_once():
+    suite = load_suite(REPO / "suites" / "smoke.yaml")  # no augmentation: teacher logits cached, one version
+    stages = suite_stages(suite, suite.cells(), SMOKE_SHAPE)
+    roles = [s.role for s in stages]
+    assert roles.count("teacher") == 1 and roles.count("teacher logits") == 1 and roles.count("student") == 4
+    teacher = next(s for s in stages if s.role == "teacher")
+    t = fwd("cnn_medium")
+    assert teacher.forward_flops == t and len(teacher.cells) == 4
+    assert teacher.flops == 6 * (3 * t * 1800 + t * 200)  # 6 epochs of training steps and validation
+    logits = next(s for s in stages if s.role == "teacher logits")
+    assert logits.flops == t * 1800
+    s = fwd("cnn_tiny")
+    tiny = [st for st in stages if st.model == "cnn_tiny"]
+    assert {st.teacher_passes for st in tiny} == {"", "cached ×1"} and all(st.flops == 6 * (3 * s * 1800 + s * 200) for st in tiny)
+    assert sum(st.flops for st in stages) == teacher.flops + logits.flops + sum(st.flops for st in stages if st.role == "student")
+
+
+def test_augmented_students_pay_a_teacher_forward_every_step_and_flip_replays_two_versions():
+    text = (REPO / "suites" / "smoke.yaml").read_text()
+    crop = parse_suite(text, "x.yaml", ("student.augment=[flip, crop]",))
+    kd = [s for s in suite_stages(crop, crop.cells(), SMOKE_SHAPE) if s.role == "student" and s.teacher_passes]
+    t, s = fwd("cnn_medium"), fwd("cnn_tiny")
+    tiny = next(st for st in kd if st.model == "cnn_tiny")
+    assert tiny.teacher_passes == "every step" and tiny.flops == 6 * (3 * s * 1800 + s * 200) + 6 * t * 1800
+    flip = parse_suite(text, "x.yaml", ("student.augment=[flip]",))
+    logits = [st for st in suite_stages(flip, flip.cells(), SMOKE_SHAPE) if st.role == "teacher logits"]
+    assert len(logits) == 1 and logits[0].flops == 2 * t * 1800
+    assert replayed_versions(()) == 1 and replayed_versions(("flip",)) == 2 and replayed_versions(("flip", "crop")) is None
+
+
+def test_takd_assistants_are_trained_once_per_chain_and_distil_every_step():
+    text = (REPO / "suites" / "smoke.yaml").read_text().replace(
+        "  teachers: [cnn_medium]\n  students: [cnn_tiny, cnn_small]", "  pairs: [[cnn_medium, cnn_small, cnn_tiny]]")
+    suite = parse_suite(text, "x.yaml", ("matrix.methods=[none, kd, takd]",))
+    stages = suite_stages(suite, suite.cells(), SMOKE_SHAPE)
+    assistant = [st for st in stages if st.role == "assistant"]
+    assert len(assistant) == 1 and assistant[0].model == "cnn_small" and assistant[0].teacher_passes == "every step"
+    a, t = fwd("cnn_small"), fwd("cnn_medium")
+    assert assistant[0].flops == 6 * (3 * a * 1800 + a * 200) + 6 * t * 1800
+    takd = next(st for st in stages if st.role == "student" and st.cells[0].endswith("__takd__s0"))
+    assert takd.teacher_passes == "cached ×1"  # the student learns from the assistant's cached logits
+    logits = [st for st in stages if st.role == "teacher logits"]
+    assert sorted(st.model for st in logits) == ["cnn_medium", "cnn_small"]
+
+
+def test_table_and_units():
+    suite = load_suite(REPO / "suites" / "smoke.yaml")
+    table = cost_table(suite_stages(suite, suite.cells(), SMOKE_SHAPE), tflops=1.0)
+    assert "| teacher " in table and "4 cells" in table and "at 1 TFLOP/s" in table
+    assert flops_text(8.62e14) == "862 TFLOP" and flops_text(1.24e15) == "1.24 PFLOP" and flops_text(5e8) == "0.5 GFLOP"
+
+
+def test_cost_command_on_the_shipped_smoke_data(capsys):
+    from kdbench.cli import main
+
+    assert main(["cost", "suites/smoke.yaml", "--tflops", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("smoke: 4 cells, 6 trainings and teacher-logit tables")
+    assert "| teacher        | cnn_medium | fmnist-smoke | 6        | 1,800 " in out
+    assert out.rstrip().splitlines()[-1].startswith("total: 2.39 TFLOP; at 0.05 TFLOP/s sustained: 48 s")
