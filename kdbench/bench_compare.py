@@ -88,3 +88,33 @@ def threshold_for(baseline: Path, thresholds_file: Path) -> tuple[float, str]:
         raise KDBenchError(f"{thresholds_file} has no threshold for {Path(baseline).name}: measure the noise with "
                            "`kdbench bench-noise RUN1.json RUN2.json …` on that machine and record it, or pass --threshold")
     return float(entry["threshold"]), entry["reason"]
+
+
+def save_baseline(paths: list[Path], name: str, baseline_dir: Path, command: str = "") -> tuple[Path, float, str]:
+    """Make the first of repeated runs a saved baseline ``baseline_dir/NAME.json``, with the
+    threshold their noise sets (the largest spread, rounded up to 5 %) and how it was measured
+    in ``baseline_dir/thresholds.json``. Refuses to replace an existing baseline."""
+    import datetime as dt
+    import math
+
+    from .io import atomic_write_bytes
+
+    n = noise(paths)
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise KDBenchError(f"a baseline name is letters, digits, '-', '_' or '.', got {name!r}")
+    target = baseline_dir / f"{name}.json"
+    if target.exists():
+        raise KDBenchError(f"{target} exists: a saved baseline is replaced only by hand (delete it first) or saved under another name")
+    threshold = max(0.05, math.ceil(n["max_spread"] * 20 - 1e-9) / 20)
+    how = f" (`{command}`)" if command else ""
+    reason = (f"run-to-run noise measured on the machine that made the baseline ({n['machine']}): {n['runs']} runs of the same "
+              f"code{how} gave a largest/smallest median spread per benchmark over {n['benchmarks']} benchmarks of median "
+              f"{100 * n['median_spread']:.1f} %, 95th percentile {100 * n['p95_spread']:.1f} %, max {100 * n['max_spread']:.1f} %; "
+              f"threshold = the max, rounded up to 5 %. Baseline: {Path(paths[0]).name}, saved {dt.date.today().isoformat()}.")
+    thresholds_file = baseline_dir / "thresholds.json"
+    entries = json.loads(thresholds_file.read_text()) if thresholds_file.exists() else {}
+    entries[target.name] = {"threshold": threshold, "reason": reason}
+    baseline_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, Path(paths[0]).read_bytes())
+    atomic_write_bytes(thresholds_file, (json.dumps(entries, indent=2, ensure_ascii=False) + "\n").encode())
+    return target, threshold, reason

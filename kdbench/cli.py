@@ -328,6 +328,11 @@ def cmd_bench_noise(args) -> int:
     n = noise([Path(p) for p in args.runs])
     print(f"{n['runs']} runs of {n['benchmarks']} benchmarks on {n['machine']}: largest/smallest median - 1 per benchmark: "
           f"median {100 * n['median_spread']:.1f} %, 95th percentile {100 * n['p95_spread']:.1f} %, max {100 * n['max_spread']:.1f} %")
+    if args.save:
+        from .bench_compare import save_baseline
+
+        target, threshold, _ = save_baseline([Path(p) for p in args.runs], args.save, Path(args.baseline_dir), args.command or "")
+        print(f"saved {args.runs[0]} as {target}, threshold {100 * threshold:.0f} % in {Path(args.baseline_dir) / 'thresholds.json'}")
     return 0
 
 
@@ -395,6 +400,9 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_bench_compare)
     p = sub.add_parser("bench-noise", help="run-to-run spread of repeated benchmark runs (sets a baseline's threshold)")
     p.add_argument("runs", nargs="+", help="pytest-benchmark JSON files of the same code on the same machine")
+    p.add_argument("--save", metavar="NAME", help="save the first run as the baseline BASELINE_DIR/NAME.json with the threshold this noise sets")
+    p.add_argument("--baseline-dir", default="benchmarks")
+    p.add_argument("--command", help="with --save: the command that made the runs, recorded with the threshold")
     p.set_defaults(fn=cmd_bench_noise)
     g = sub.add_parser("golden", help="golden values").add_subparsers(dest="golden_command", required=True)
     p = g.add_parser("update", help="run the suite over several seeds and rewrite its golden file (prints a diff)")

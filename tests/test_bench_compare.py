@@ -98,3 +98,18 @@ def test_bench_tables_state_ratios_against_the_same_runs_baseline(tmp_path):
     assert "2.00×" in train and "1.00×" in page[page.index("## Inference"):page.index("## Training step")]
     committed = bench_tables(REPO / "benchmarks" / "cuda-sm90-h100.json")
     assert "## Inference throughput" in committed and "## KD loss, forward + backward" in committed
+
+
+def test_noise_saves_a_baseline_with_its_threshold_and_compare_finds_it(tmp_path, capsys):
+    runs = [run_file(tmp_path / f"run{i}.json", {"a": 1.0 + d, "b": 2.0}) for i, d in enumerate((0.0, 0.08, 0.03))]
+    bdir = tmp_path / "benchmarks"
+    assert main(["bench-noise", *map(str, runs), "--save", "h100-kd", "--baseline-dir", str(bdir), "--command", "pytest -m benchmark"]) == 0
+    assert "threshold 10 %" in capsys.readouterr().out  # the largest spread, 8 %, rounded up to 5 %
+    entry = json.loads((bdir / "thresholds.json").read_text())["h100-kd.json"]
+    assert entry["threshold"] == 0.10 and "max 8.0 %" in entry["reason"] and "`pytest -m benchmark`" in entry["reason"]
+    assert (bdir / "h100-kd.json").read_bytes() == runs[0].read_bytes()
+    assert main(["bench-noise", *map(str, runs), "--save", "h100-kd", "--baseline-dir", str(bdir)]) == 2
+    assert "h100-kd.json exists: a saved baseline is replaced only by hand" in capsys.readouterr().err
+    slower = run_file(tmp_path / "new.json", {"a": 1.2, "b": 2.0})
+    assert main(["bench-compare", str(slower), "--baseline-dir", str(bdir)]) == 1
+    assert "against " + str(bdir / "h100-kd.json") in capsys.readouterr().out
