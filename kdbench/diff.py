@@ -27,7 +27,8 @@ def _shown(v) -> str:
     if v is None:
         return "not recorded"
     v = str(v)
-    return v[:16] if len(v) >= 40 and all(c in "0123456789abcdef" for c in v) else v
+    head, dirty = (v[:-6], "-dirty") if v.endswith("-dirty") else (v, "")
+    return head[:16] + dirty if len(head) >= 40 and all(c in "0123456789abcdef" for c in head) else v
 
 
 def provenance_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
