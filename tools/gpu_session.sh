@@ -109,9 +109,9 @@ save_state() {  # what the next call (this session's or a later one's) carries b
   [ -d "$KDBENCH_CACHE/checkpoints" ] && cp -r "$KDBENCH_CACHE/checkpoints" "$STATE/checkpoints"
   # Student weights (.pt) stay behind: a result's sha256 records them, and a ResNet alone is
   # over the 16 MiB a file may bring back.
-  tar czf "$tmp" --exclude='*.pt' --exclude='*.tmp*' "$STATE"
+  tar czf "$tmp" --exclude="$STATE/results/*.pt" --exclude='*.tmp*' --exclude="$STATE/logs" "$STATE"
   if [ "$(stat -c %s "$tmp")" -gt "$STATE_MAX_BYTES" ]; then
-    tar czf "$tmp" --exclude='*.pt' --exclude='*.tmp*' --exclude="$STATE/checkpoints" "$STATE"
+    tar czf "$tmp" --exclude="$STATE/results/*.pt" --exclude='*.tmp*' --exclude="$STATE/logs" --exclude="$STATE/checkpoints" "$STATE"
     echo "checkpoints left out of gpu-state.tgz (over $STATE_MAX_BYTES bytes): a cut training restarts on a fresh machine"
   fi
   rm -rf "$STATE/checkpoints"
@@ -162,11 +162,18 @@ case "$step" in
       if run_full "$deadline"; then echo full >> "$STATE/done"; fi
     fi
     save_state
+    # At most 8 files come back from $OUT: the logs and benchmark runs travel as one archive.
+    (cd "$OUT" && find . -maxdepth 1 -type f ! -name gpu-state.tgz -printf '%f\n' | tar czf owed-logs.tgz -T - \
+      && find . -maxdepth 1 -type f ! -name gpu-state.tgz ! -name owed-logs.tgz -delete)
     echo "finished: $(tr "\n" " " < "$STATE/done")(the queue: determinism bench loop full)"
     ;;
   land)
     dir="${2:?usage: bash tools/gpu_session.sh land DIR (files_at of the call)}"
     rm -rf "$STATE" && tar xzf "$dir/gpu-state.tgz"
+    if [ -f "$dir/owed-logs.tgz" ]; then  # unpack the logs and benchmark runs beside the state
+      mkdir -p "$STATE/logs" && tar xzf "$dir/owed-logs.tgz" -C "$STATE/logs" && dir="$STATE/logs"
+      echo "logs and benchmark runs of the call: $dir"
+    fi
     for d in "$STATE"/results/*/; do
       [ -d "$d" ] || continue
       suite=$(basename "$d")
