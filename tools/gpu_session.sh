@@ -12,8 +12,11 @@
 # On the device, one call (repository root; carry .data .whl .gpu-state):
 #   bash tools/gpu_session.sh owed [SECONDS]
 #       does what fits in SECONDS (default 520) of the queue below, in this order, skipping what
-#       is finished, and leaves everything under $OUT, with $OUT/gpu-state.tgz holding the
-#       finished full-scale results and the mid-training checkpoints (when they fit in 15 MiB):
+#       is finished, and leaves everything under $OUT in two files: owed-logs.tgz (logs,
+#       benchmark runs) and gpu-state.tgz (the finished full-scale results, and the mid-training
+#       checkpoints when they fit in 15 MiB: a CIFAR resnet56's do, a ResNet-18 teacher's with
+#       its Adam state (~180 MB) do not; those resume only on the same warm machine, so call
+#       again at once, within its 30 s idle release). The queue:
 #         determinism  every GPU determinism test (precisions, speed options, fp8 training)
 #         bench        the KD-loss and KD-step benchmarks three times, and their run-to-run noise
 #         loop         the 5× target: seed-style KD loop against kdbench's loop (tools/bench_loop.py)
@@ -24,8 +27,13 @@
 #       warm one, walk down the queue; a part cut by its cap runs again.
 # Here, after each call (DIR: the call's files_at):
 #   bash tools/gpu_session.sh land DIR  unpacks DIR/gpu-state.tgz into .gpu-state/ (carry it in the
-#                                       next call), copies finished full-scale results into
-#                                       reports/results/ and shows each suite's status.
+#                                       next call), copies the finished full-scale results that
+#                                       are current into reports/results/ (then: nox -s tables),
+#                                       saves the three benchmark runs as a baseline with the
+#                                       threshold their noise sets (kdbench bench-noise --save)
+#                                       and the loop figures under benchmarks/.
+# The device call itself: run(command="bash tools/gpu_session.sh owed 520", carry=[".data", ".whl",
+# ".gpu-state"], timeout_s=590): the deadline leaves time to pack $OUT before the call's limit.
 # The older single steps stay: setup | determinism | bench | loop | full | profile (the quick
 # profile of every suite: about a whole call on its own).
 #
@@ -109,9 +117,9 @@ save_state() {  # what the next call (this session's or a later one's) carries b
   [ -d "$KDBENCH_CACHE/checkpoints" ] && cp -r "$KDBENCH_CACHE/checkpoints" "$STATE/checkpoints"
   # Student weights (.pt) stay behind: a result's sha256 records them, and a ResNet alone is
   # over the 16 MiB a file may bring back.
-  tar czf "$tmp" --exclude="$STATE/results/*.pt" --exclude='*.tmp*' --exclude="$STATE/logs" "$STATE"
+  tar czf "$tmp" --exclude="$STATE/results/*.pt" --exclude="$STATE/results/*/.lock" --exclude='*.tmp*' --exclude="$STATE/logs" "$STATE"
   if [ "$(stat -c %s "$tmp")" -gt "$STATE_MAX_BYTES" ]; then
-    tar czf "$tmp" --exclude="$STATE/results/*.pt" --exclude='*.tmp*' --exclude="$STATE/logs" --exclude="$STATE/checkpoints" "$STATE"
+    tar czf "$tmp" --exclude="$STATE/results/*.pt" --exclude="$STATE/results/*/.lock" --exclude='*.tmp*' --exclude="$STATE/logs" --exclude="$STATE/checkpoints" "$STATE"
     echo "checkpoints left out of gpu-state.tgz (over $STATE_MAX_BYTES bytes): a cut training restarts on a fresh machine"
   fi
   rm -rf "$STATE/checkpoints"
