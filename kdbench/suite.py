@@ -316,11 +316,24 @@ def parse_suite(text: str, source: str, overrides: tuple[str, ...] = ()) -> Suit
         raise SuiteError(source, "", "the file is empty")
     if not isinstance(data, dict):
         raise SuiteError(source, "", f"the top level must be a mapping, got {type(data).__name__}")
+    # YAML anchors (student: *teacher, <<: *teacher) make parts of the tree one shared object;
+    # without this copy an override or sweep of student.* would change teacher.* too.
+    data = unshared(data)
     for o in overrides:
         apply_override(data, o, source)
     spec = build(SuiteSpec, data, source)
     validate(spec, source)
     return Suite(spec, source, sweep_variants(spec, data, source))
+
+
+def unshared(x: Any) -> Any:
+    """A copy of parsed YAML in which no two places are the same object (``copy.deepcopy``
+    keeps shared references shared)."""
+    if isinstance(x, dict):
+        return {k: unshared(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [unshared(v) for v in x]
+    return x
 
 
 def sweep_variants(spec: SuiteSpec, data: dict, source: str) -> tuple[tuple[str, SuiteSpec], ...]:

@@ -121,3 +121,15 @@ def test_takd_chains_expand_and_validate():
     assert e.path == "matrix.pairs[0]" and "takd needs an assistant" in str(e)
     e = error_of(mutate(matrix__methods=["none", "takd"]))
     assert e.path == "matrix.methods" and "needs chains" in str(e)
+
+
+def test_overrides_and_sweeps_of_an_aliased_recipe_change_only_that_recipe():
+    """student: *teacher and <<: *teacher share objects in the parsed YAML; --set student.… and
+    a student sweep must not reach the teacher (whose cache key would change with it)."""
+    s5 = load_suite(REPO / "suites" / "s5-imagenette.yaml", ("student.epochs=3",))  # student: *recipe
+    assert (s5.spec.teacher.epochs, s5.spec.student.epochs) == (20, 3)
+    s1 = load_suite(REPO / "suites" / "s1-cifar10.yaml", ("student.optimizer.lr=0.5",))  # <<: *teacher
+    assert (s1.spec.teacher.optimizer.lr, s1.spec.student.optimizer.lr) == (0.001, 0.5)
+    swept = load_suite(REPO / "suites" / "s1-cifar10.yaml", ("sweep={field: student.optimizer.lr, values: [0.1, 0.2]}",))
+    assert [v.student.optimizer.lr for _, v in swept.variants] == [0.1, 0.2]
+    assert {v.teacher.optimizer.lr for _, v in swept.variants} == {0.001}
