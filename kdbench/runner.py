@@ -146,13 +146,15 @@ class Runner:
             "pretrained": self.pretrained_of((cell.teacher, *cell.assistants, cell.student)),
         }
 
-    def config_changes(self, cell: Cell, result: dict) -> list[str]:
+    def config_changes(self, cell: Cell, result: dict, here: bool = False) -> list[str]:
         """The parts of a finished result's configuration that differ from what this suite and
         this training code would run now ([]: the result is current, a re-run keeps it), judged
-        on the device class the result was made on, so GPU results can be checked on a CPU."""
+        on the device class the result was made on (so GPU results can be checked on a CPU), or
+        with ``here`` on this runner's."""
         have = result.get("config") or {}
         want = self.cell_config(cell)
-        want["device_class"] = have.get("device_class", want["device_class"])
+        if not here:
+            want["device_class"] = have.get("device_class", want["device_class"])
         if spec_hash(want) == result.get("config_hash"):
             return []
         return sorted(k for k in want if have.get(k) != want[k]) or ["config_hash"]
@@ -363,6 +365,7 @@ class Runner:
                 stale.unlink(missing_ok=True)
             todo = [c for c in cells if not self.finished(c)]
             self.log(f"[suite] {self.suite.name}: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run on {self.device_class}")
+            self.log_stale(todo)
             run_start, ran = time.perf_counter(), 0
             for i, cell in enumerate(cells, 1):
                 if cell not in todo:
@@ -387,6 +390,23 @@ class Runner:
                 if ran < len(todo):
                     self.log(f"  [{ran}/{len(todo)} run] {progress_text(time.perf_counter() - run_start, ran, len(todo))}")
         return results
+
+    def log_stale(self, todo: list[Cell]) -> None:
+        """Say why finished results run again (no surprise re-training after a code change)."""
+        changed: dict[str, int] = {}
+        n = 0
+        for cell in todo:
+            try:
+                old = read_json(self.result_path(cell))
+            except (OSError, ValueError):
+                continue
+            if old.get("status") == "ok":
+                n += 1
+                for part in self.config_changes(cell, old, here=True):
+                    changed[part] = changed.get(part, 0) + 1
+        if n:
+            what = ", ".join(f"{k} ×{v}" for k, v in sorted(changed.items()))
+            self.log(f"[suite] {n} of them finished before with another configuration and run again (changed since: {what})")
 
     def run_cell(self, cell: Cell) -> dict:
         started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -226,3 +226,21 @@ def test_a_result_is_current_exactly_when_a_rerun_would_keep_it(tmp_path):
     moved = dict(config, code="0" * 64, kd="1" * 64)
     path.write_text(json.dumps({"status": "ok", "config": moved, "config_hash": spec_hash(moved)}))
     assert not runner.finished(cell) and runner.config_changes(cell, json.loads(path.read_text())) == ["code", "kd"]
+
+
+def test_a_run_says_why_finished_cells_run_again(tmp_path):
+    """A finished result made with another recipe is re-run, and the run says what changed."""
+    from kdbench.runner import Runner, RunOptions
+    from kdbench.suite import load_suite, spec_hash
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml")
+    logs: list[str] = []
+    runner = Runner(suite, RunOptions(results_dir=tmp_path, log=logs.append))
+    cells = suite.cells()[:2]
+    for cell in cells:
+        config = dict(runner.cell_config(cell), student_recipe="0" * 64)
+        path = runner.result_path(cell)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"status": "ok", "config": config, "config_hash": spec_hash(config)}))
+    runner.log_stale(cells)
+    assert logs == ["[suite] 2 of them finished before with another configuration and run again (changed since: student_recipe ×2)"]
