@@ -142,6 +142,8 @@ def cmd_cost(args) -> int:
     from .runner import Runner, select_cells
     from .suite import load_suite
 
+    if args.tflops is not None and not 0 < args.tflops < float("inf"):
+        raise KDBenchError(f"--tflops is a sustained rate > 0 in TFLOP/s, got {args.tflops}")
     suite = load_suite(args.suite, _overrides(args))
     cells = select_cells(suite.cells(), args.cells)
     if not cells:
