@@ -27,7 +27,9 @@
 #       warm one, walk down the queue; a part cut by its cap runs again.
 # Here, after each call (DIR: the call's files_at):
 #   bash tools/gpu_session.sh land DIR  unpacks DIR/gpu-state.tgz into .gpu-state/ (carry it in the
-#                                       next call), copies the finished full-scale results that
+#                                       next call), writes the queue position to
+#                                       reports/gpu-owed-done.txt (commit it: a later session's
+#                                       owed starts there), copies the finished full-scale results that
 #                                       are current into reports/results/ (then: nox -s tables),
 #                                       saves the three benchmark runs as a baseline with the
 #                                       threshold their noise sets (kdbench bench-noise --save)
@@ -50,6 +52,7 @@ export KDBENCH_CACHE="${KDBENCH_CACHE:-$PWD/.kdbench-cache}"
 DEVICE="${KDBENCH_DEVICE:-cuda}"           # cpu: rehearse the flow here (with EXTRA="--tiny")
 EXTRA="${EXTRA:-}"                         # more kdbench run arguments for the full cells
 STATE=.gpu-state
+DONE_FILE=reports/gpu-owed-done.txt       # committed by land: the queue position across sessions
 STATE_MAX_BYTES=$(( 15 * 1024 * 1024 ))    # one file back from $OUT is at most 16 MiB
 # One full-scale cell per suite, cheapest first by `kdbench cost SUITE --cells GLOB` (training
 # FLOPs, upper bounds): s1 181 TFLOP, s3 1.24 PFLOP, s5 2.09 PFLOP, s4 862 TFLOP (its data travels
@@ -143,7 +146,13 @@ case "$step" in
   owed)
     deadline=$(( $(now) + ${2:-520} ))
     mkdir -p "$STATE" "$KDBENCH_CACHE"
+    # A new session's checkout has no .gpu-state: start from what earlier sessions committed
+    # (the finished parts, and the full-scale results, which the runner skips while current).
+    [ -f "$STATE/done" ] || { [ -f "$DONE_FILE" ] && grep -v '^#' "$DONE_FILE" > "$STATE/done"; } || true
     touch "$STATE/done"
+    for d in reports/results/*/; do
+      [ -d "$d" ] && mkdir -p "$STATE/results/$(basename "$d")" && cp -n "$d"*.json "$d"*.csv "$STATE/results/$(basename "$d")/" 2>/dev/null || true
+    done
     if [ -d "$STATE/checkpoints" ]; then cp -rn "$STATE/checkpoints" "$KDBENCH_CACHE/" && rm -rf "$STATE/checkpoints"; fi
     setup
     export OUT KDBENCH_DATA KDBENCH_CACHE
@@ -186,7 +195,7 @@ case "$step" in
       [ -d "$d" ] || continue
       suite=$(basename "$d")
       # Only results the committed suite and code would keep (not --tiny rehearsals, not stale ones).
-      for id in $(python3 -m kdbench list "suites/$suite.yaml" --results "$STATE/results" | awk '$2 == "ok" {print $1}'); do
+      for id in $(python3 -m kdbench list "suites/$suite.yaml" --results "$STATE/results" | awk '$2 == "ok" && $1 ~ /__/ {print $1}'); do
         mkdir -p "reports/results/$suite" && cp "$d$id.json" "reports/results/$suite/"
         if [ -f "$d$id.history.csv" ]; then cp "$d$id.history.csv" "reports/results/$suite/"; fi
       done
@@ -200,7 +209,10 @@ print(re.sub('[^a-z0-9]+','-',(k.get('gpu') or 'cpu').lower()).strip('-')+'-kd-'
         && python3 -m kdbench bench-report "benchmarks/$name.json"
     fi
     if grep -qs images_per_s "$dir/bench-loop.jsonl"; then cp "$dir/bench-loop.jsonl" "benchmarks/kd-loop-$(date +%Y%m%d).jsonl"; fi
-    echo "done: $(tr '\n' ' ' < "$STATE/done")"
+    { echo "# Parts of 'tools/gpu_session.sh owed' that ran to their end on a GPU (written by its land step;"
+      echo "# delete a line to run that part again). Last landed $(date -u +%F) at $(git rev-parse --short HEAD)."
+      cat "$STATE/done"; } > "$DONE_FILE"
+    echo "done: $(tr '\n' ' ' < "$STATE/done")(in $DONE_FILE: commit it with the results)"
     ;;
   setup) setup ;;
   determinism) run_determinism ;;
