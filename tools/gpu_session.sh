@@ -68,6 +68,8 @@ FULL_CELLS=(
   "canonical-cifar:*__resnet56__resnet20__bf16__kd__*"
   "s2-cifar10:*__kd__*"
 )
+# OWED_FULL="suite:glob …" replaces the list (tests/test_gpu_session.py rehearses on the smoke suite).
+if [ -n "${OWED_FULL:-}" ]; then read -r -a FULL_CELLS <<< "$OWED_FULL"; fi
 step="${1:?usage: bash tools/gpu_session.sh pack|owed [SECONDS]|land DIR|setup|determinism|bench|loop|full|profile}"
 
 now() { date +%s; }
@@ -210,7 +212,7 @@ print(re.sub('[^a-z0-9]+','-',(k.get('gpu') or 'cpu').lower()).strip('-')+'-kd-'
     fi
     if grep -qs images_per_s "$dir/bench-loop.jsonl"; then cp "$dir/bench-loop.jsonl" "benchmarks/kd-loop-$(date +%Y%m%d).jsonl"; fi
     { echo "# Parts of 'tools/gpu_session.sh owed' that ran to their end on a GPU (written by its land step;"
-      echo "# delete a line to run that part again). Last landed $(date -u +%F) at $(git rev-parse --short HEAD)."
+      echo "# delete a line to run that part again). Last landed $(date -u +%F) at $(git rev-parse --short HEAD 2>/dev/null || echo "an unknown revision")."
       cat "$STATE/done"; } > "$DONE_FILE"
     echo "done: $(tr '\n' ' ' < "$STATE/done")(in $DONE_FILE: commit it with the results)"
     ;;

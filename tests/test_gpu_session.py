@@ -1,0 +1,62 @@
+"""tools/gpu_session.sh rehearsed on the CPU: the budgeted, resumable `owed` call a lent GPU
+session runs, and `land`, which brings its results home. The GPU parts (determinism tests,
+benchmarks, the 5× loop) are marked done here; the full-scale queue runs a real smoke cell."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from .conftest import REPO
+
+CELL = "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0"
+
+
+def gpu_session(work: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["bash", "tools/gpu_session.sh", *args], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
+    work = tmp_path / "repo"  # a checkout's layout: the script, the suites, the committed results
+    (work / "tools").mkdir(parents=True)
+    shutil.copy(REPO / "tools" / "gpu_session.sh", work / "tools")
+    shutil.copytree(REPO / "suites", work / "suites")
+    (work / "reports" / "results").mkdir(parents=True)
+    (work / "reports" / "gpu-owed-done.txt").write_text("# committed by an earlier land\ndeterminism\nbench\nloop\n")
+    out = tmp_path / "out"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(out),
+               KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
+               OWED_FULL=f"smoke:{CELL}")
+    first = gpu_session(work, "owed", "400", env=env)
+    assert "== determinism: finished in an earlier call" in first.stdout and f"[1/1] {CELL}" in first.stdout
+    # At most 8 files come back from a call: everything travels in two archives.
+    assert sorted(p.name for p in out.iterdir()) == ["gpu-state.tgz", "owed-logs.tgz"]
+    with tarfile.open(out / "gpu-state.tgz") as t:
+        names = t.getnames()
+    assert f".gpu-state/results/smoke/{CELL}.json" in names and not any(n.endswith((".pt", ".lock")) and "/results/" in n for n in names)
+    assert "finished: determinism bench loop full" in first.stdout
+
+    shutil.rmtree(work / ".gpu-state")  # landing happens in the session's own checkout
+    landed = gpu_session(work, "land", str(out), env=env)
+    result = json.loads((work / "reports" / "results" / "smoke" / f"{CELL}.json").read_text())
+    assert result["status"] == "ok" and result["config"]["device_class"] == "cpu"
+    done = (work / "reports" / "gpu-owed-done.txt").read_text().splitlines()
+    assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "loop", "full"]
+    assert "1 ok" in landed.stdout
+
+    # A later session: a fresh checkout (no .gpu-state) starts from what was committed; with the
+    # full-scale part reopened, the committed result is current, so nothing trains again.
+    shutil.rmtree(work / ".gpu-state")
+    shutil.rmtree(out)
+    (work / "reports" / "gpu-owed-done.txt").write_text("\n".join(line for line in done if line != "full") + "\n")
+    later = gpu_session(work, "owed", "400", env=env)
+    assert "== loop: finished in an earlier call" in later.stdout
+    assert "[suite] smoke: 1 cells, 1 already done, 0 to run on cpu" in later.stdout
+    assert "finished: determinism bench loop full" in later.stdout
