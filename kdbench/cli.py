@@ -308,13 +308,17 @@ def cmd_bench_compare(args) -> int:
             here = machine_of(json.loads(new.read_text()))
         except (OSError, ValueError) as e:
             raise KDBenchError(f"{new}: not a pytest-benchmark JSON file ({e})") from None
-        matches = [p for p in sorted(Path(args.baseline_dir).glob("*.json")) if machine_of(json.loads(p.read_text())) == here]
+        saved = {p: json.loads(p.read_text()) for p in sorted(Path(args.baseline_dir).glob("*.json"))}
+        matches = [p for p, data in saved.items() if machine_of(data) == here]
         if not matches:
             print(f"no saved baseline in {args.baseline_dir}/ was measured on this machine ({here}); nothing to compare. "
                   f"To make {new} the baseline: copy it into {args.baseline_dir}/, measure the noise with kdbench bench-noise "
                   f"and record the threshold in {args.baseline_dir}/thresholds.json.")
             return 0
-        baseline = matches[-1]
+        # Several baselines of this machine (a full run, a KD-only subset): the one sharing the
+        # most benchmarks with the new run, the newest name on a tie.
+        ran = {b["fullname"] for b in json.loads(new.read_text()).get("benchmarks", [])}
+        baseline = max(matches, key=lambda p: (len(ran & {b["fullname"] for b in saved[p].get("benchmarks", [])}), p.name))
     if args.threshold is not None:
         threshold, reason = args.threshold, "given with --threshold"
     else:

@@ -113,3 +113,15 @@ def test_noise_saves_a_baseline_with_its_threshold_and_compare_finds_it(tmp_path
     slower = run_file(tmp_path / "new.json", {"a": 1.2, "b": 2.0})
     assert main(["bench-compare", str(slower), "--baseline-dir", str(bdir)]) == 1
     assert "against " + str(bdir / "h100-kd.json") in capsys.readouterr().out
+
+
+def test_compare_picks_the_baseline_of_this_machine_that_shares_most_benchmarks(tmp_path, capsys):
+    bdir = tmp_path / "benchmarks"
+    bdir.mkdir()
+    full = run_file(bdir / "a-full.json", {"kd": 1.0, "fwd": 1.0, "step": 1.0})
+    run_file(bdir / "z-kd-only.json", {"kd": 1.0})  # sorts last, shares less
+    run_file(bdir / "other-gpu.json", {"kd": 1.0, "fwd": 1.0, "step": 1.0}, gpu="NVIDIA H200")
+    (bdir / "thresholds.json").write_text(json.dumps({n: {"threshold": 0.2, "reason": "test"} for n in ("a-full.json", "z-kd-only.json")}))
+    new = run_file(tmp_path / "new.json", {"kd": 1.0, "fwd": 1.0, "step": 1.05})
+    assert main(["bench-compare", str(new), "--baseline-dir", str(bdir)]) == 0
+    assert f"against {full}" in capsys.readouterr().out
