@@ -60,3 +60,18 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     assert "== loop: finished in an earlier call" in later.stdout
     assert "[suite] smoke: 1 cells, 1 already done, 0 to run on cpu" in later.stdout
     assert "finished: determinism bench loop full" in later.stdout
+
+
+def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):
+    work = tmp_path / "repo"
+    (work / "tools").mkdir(parents=True)
+    shutil.copy(REPO / "tools" / "gpu_session.sh", work / "tools")
+    (work / ".gpu-state").mkdir()
+    (work / ".gpu-state" / "done").write_text("determinism\nloop\nfull\n")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(tmp_path / "out"),
+               KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"), CAP_BENCH="1")
+    first = gpu_session(work, "owed", "60", env=env)
+    assert "== bench: cut at 1 s; the next call runs it again" in first.stdout and "finished: determinism loop full" in first.stdout
+    second = gpu_session(work, "owed", "60", env=env)
+    assert "== bench: cut at 1 s a second time; set aside" in second.stdout
+    assert "finished: determinism loop full bench" in second.stdout

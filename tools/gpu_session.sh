@@ -24,7 +24,8 @@
 #                      deadline resumes from its last epoch checkpoint in the next call
 #       A part is "finished" when it ran to its end, passed or failed (its marker is then in
 #       .gpu-state/done, carried back and forth), so successive calls, on a fresh machine or a
-#       warm one, walk down the queue; a part cut by its cap runs again.
+#       warm one, walk down the queue; a part cut by its cap runs once more, and is set aside
+#       if cut again, so no part can hold up the queue.
 # Here, after each call (DIR: the call's files_at):
 #   bash tools/gpu_session.sh land DIR  unpacks DIR/gpu-state.tgz into .gpu-state/ (carry it in the
 #                                       next call), writes the queue position to
@@ -170,13 +171,22 @@ case "$step" in
       timeout "$cap" bash -o pipefail -c '"$@"' _ "$@" || rc=$?
       # A part that ran to its end is done, passed or not (a failing test is a finding to
       # report, not to re-run every call); one cut by its cap runs again next call.
-      if [ "$rc" = 124 ]; then echo "== $name: cut at $cap s; the next call runs it again"; return; fi
+      if [ "$rc" = 124 ]; then
+        if grep -qx "$name" "$STATE/cut" 2>/dev/null; then  # never let one part hold up the queue
+          echo "== $name: cut at $cap s a second time; set aside (raise its cap in this script to run it whole)"
+          echo "$name" >> "$STATE/done"
+        else
+          echo "$name" >> "$STATE/cut"
+          echo "== $name: cut at $cap s; the next call runs it again"
+        fi
+        return
+      fi
       echo "$name" >> "$STATE/done"
       [ "$rc" = 0 ] || echo "== $name ended with exit $rc: see its log under \$OUT"
     }
-    part determinism 300 run_determinism
-    part bench 240 run_bench "kd_loss or kd_train_step"
-    part loop 120 run_loop
+    part determinism "${CAP_DETERMINISM:-300}" run_determinism
+    part bench "${CAP_BENCH:-240}" run_bench "kd_loss or kd_train_step"
+    part loop "${CAP_LOOP:-120}" run_loop
     if ! grep -qx full "$STATE/done"; then
       if run_full "$deadline"; then echo full >> "$STATE/done"; fi
     fi
