@@ -138,6 +138,8 @@ def stale_results(suite, results_dir: Path, results: dict[str, dict]) -> dict[st
 
 
 def cmd_cost(args) -> int:
+    import json
+
     from .cost import Shape, cost_table, duration, flops_text, suite_stages
     from .runner import Runner, select_cells
     from .suite import load_suite
@@ -157,14 +159,28 @@ def cmd_cost(args) -> int:
         shapes[name] = Shape(p.data.channels, p.image_size, p.data.num_classes, len(p.train), len(p.val))
     stages = suite_stages(suite, cells, shapes)
     total = sum(s.flops for s in stages)
+    # Cells whose current result is already in --results need none of their trainings again.
+    finished = set()
+    for c in cells:
+        try:
+            r = json.loads(runner.result_path(c).read_text())
+        except (OSError, ValueError):
+            continue
+        if r.get("status") == "ok" and not runner.config_changes(c, r):
+            finished.add(c.id)
+    left = sum(s.flops for s in stages if any(cid not in finished for cid in s.cells))
     print(f"{suite.name}: {len(cells)} cells, {len(stages)} trainings and teacher-logit tables ({suite.source})")
     print("Upper bounds: every epoch of the recipe (early stopping can end sooner); a training step counts as 3 forward passes; "
           "teachers and assistants once (the runner caches them).")
     print()
     print(cost_table(stages, args.tflops))
     print()
-    at = f"; at {args.tflops:g} TFLOP/s sustained: {duration(total / (args.tflops * 1e12))}" if args.tflops else ""
-    print(f"total: {flops_text(total)}{at}")
+    def at(flops: float) -> str:
+        return f"; at {args.tflops:g} TFLOP/s sustained: {duration(flops / (args.tflops * 1e12))}" if args.tflops else ""
+
+    print(f"total: {flops_text(total)}{at(total)}")
+    if finished:
+        print(f"left to run: {flops_text(left)}{at(left)} ({len(finished)} of {len(cells)} cells have a current result in {runner.result_path(cells[0]).parent})")
     return 0
 
 

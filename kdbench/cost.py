@@ -82,6 +82,7 @@ def suite_stages(suite: Suite, cells: list[Cell], shapes: dict[str, Shape]) -> l
                 table = spec_hash({"logits": source_key, "versions": versions})
                 if table not in stages:
                     stages[table] = Stage("teacher logits", source, cell.dataset, 0, s.n_train, ft, f"×{versions} (cached)", versions * ft * s.n_train, [])
+                stages[table].cells.append(cell.id)
                 passes = f"cached ×{versions}"
         stages[key] = Stage(role, model, cell.dataset, recipe.epochs, s.n_train, f, passes, flops, [cell.id])
 
@@ -107,7 +108,7 @@ def cost_table(stages: list[Stage], tflops: float | None = None) -> str:
 
     rows = []
     for st in stages:
-        cells = st.cells[0] if len(st.cells) == 1 else f"{len(st.cells)} cells" if st.cells else "its students"
+        cells = st.cells[0] if len(st.cells) == 1 else f"{len(st.cells)} cells"
         row = [st.role, st.model, st.dataset, st.epochs or "", f"{st.n_train:,}", f"{st.forward_flops / 1e9:.3g}", st.teacher_passes,
                flops_text(st.flops), cells]
         if tflops:

@@ -75,3 +75,24 @@ def test_cost_command_on_the_shipped_smoke_data(capsys):
     assert out.startswith("smoke: 4 cells, 6 trainings and teacher-logit tables")
     assert "| teacher        | cnn_medium | fmnist-smoke | 6        | 1,800 " in out
     assert out.rstrip().splitlines()[-1].startswith("total: 2.39 TFLOP; at 0.05 TFLOP/s sustained: 48 s")
+
+
+def test_cost_leaves_out_what_a_results_folder_already_holds(tmp_path, capsys):
+    """Cells with a current result need none of their trainings: seed 0 done, seed 9 left."""
+    import json
+
+    from kdbench.cli import main
+    from kdbench.runner import code_fingerprint
+    from kdbench.suite import spec_hash
+
+    folder = tmp_path / "smoke"
+    folder.mkdir()
+    for p in (REPO / "reports" / "results" / "smoke").glob("*__s0.json"):
+        r = json.loads(p.read_text())
+        r["config"]["code"] = code_fingerprint()  # as this code would have written it
+        r["config_hash"] = spec_hash(r["config"])
+        (folder / p.name).write_text(json.dumps(r))
+    assert main(["cost", "suites/smoke.yaml", "--set", "seeds=[0, 9]", "--results", str(tmp_path)]) == 0
+    last = capsys.readouterr().out.rstrip().splitlines()[-2:]
+    assert last[0] == "total: 4.78 TFLOP"
+    assert last[1] == f"left to run: 2.39 TFLOP (4 of 8 cells have a current result in {folder})"
