@@ -24,11 +24,12 @@ from .data.stream import FileImages, default_workers, not_streamable
 from .determinism import configure_determinism, device_class, environment
 from .errors import DataError, KDBenchError, TrainingFault
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
-from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_checked_blob, read_json, state_dict_bytes, tensors_sha256
+from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
 from .latency import single_image_latency
 from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
 from .models.weights import file_sha256, load_pretrained, read_state_dict
+from .stage_cache import StageCache
 from .suite import Cell, Suite, spec_hash
 from .train import CHECKPOINT_EVERY_S, DeviceData, fit, normalisation_stats, predict
 
@@ -106,8 +107,7 @@ class Runner:
         self.data_root, self.data_root_from = resolve_data_root(opts.data_root)
         self.code = code_fingerprint()
         self._prepared: dict[str, Prepared] = {}
-        self._teachers: dict[str, tuple[torch.nn.Module, dict]] = {}
-        self._teacher_train_logits: dict[str, torch.Tensor] = {}
+        self.stages = StageCache(opts.cache_dir, self.device, self.log)
         self.pretrained = self._check_pretrained()
         self._pretrained_info: dict[str, dict] = {}
 
@@ -273,66 +273,14 @@ class Runner:
         return self.opts.cache_dir / "checkpoints" / f"{key}.pt"
 
     def _cached_model(self, key: str, name: str, role: str, seed: int, p: Prepared, train, epochs: int, policy: prec.Policy) -> tuple[torch.nn.Module, dict]:
-        """A trained model from the cache when its file is intact, else trained and cached."""
-        if key in self._teachers:
-            return self._teachers[key]
-        path = self.opts.cache_dir / "teachers" / f"{key}.pt"
-        configure_determinism(seed)
-        model = self.build(name, p, policy)
+        def build() -> torch.nn.Module:
+            configure_determinism(seed)  # the same initial weights whether or not a damaged cache was tried first
+            return self.build(name, p, policy)
 
-        def check(blob):
-            if blob["meta"]["key"] != key or tensors_sha256(blob["state_dict"]) != blob["meta"]["weights_sha256"]:
-                raise ValueError("content does not match its recorded hash")
-            model.load_state_dict(blob["state_dict"])  # a state dict of another shape is damage too
-
-        info = None
-        existed = path.exists()
-        blob = read_checked_blob(path, check, self.log, f"{role} cache")
-        if blob is not None:
-            info = dict(blob["meta"], cached=True)
-            self.log(f"  {role} {name}: from cache {path.name[:16]}…")
-        elif existed:  # rejected, perhaps half loaded: start again from a fresh model, as if never cached
-            configure_determinism(seed)
-            model = self.build(name, p, policy)
-        if info is None:
-            self.log(f"  {role} {name}: training ({epochs} epochs)")
-            fr = train(model, self.checkpoint_path(key))
-            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            info = {
-                "key": key, "model": name, "role": role, "weights_sha256": tensors_sha256(state), "history": fr.history,
-                "selected_epoch": fr.selected_epoch, "stopped_early": fr.stopped_early, "train_seconds": fr.train_seconds,
-            }
-            atomic_write_bytes(path, state_dict_bytes({"state_dict": state, "meta": info}))
-            info = dict(info, cached=False)
-        model.eval()
-        self._teachers[key] = (model, info)
-        return model, info
+        return self.stages.model(key, name, role, build, lambda model: train(model, self.checkpoint_path(key)), epochs)
 
     def teacher_train_logits(self, model: torch.nn.Module, info: dict, p: Prepared, policy: prec.Policy, flip: bool = False) -> torch.Tensor:
-        """The eval-mode logits of a teacher (or assistant) on every training image (``flip``:
-        mirrored), in order: computed once and kept in memory and on disk (keyed by the model's
-        cache key, its weights' sha256, the split and the precision; checked by sha256 when
-        read), so every student of that teacher, in this run or a later one, skips the teacher
-        forward."""
-        key = spec_hash({"model": info["key"], "weights": info["weights_sha256"], "split": p.split.fingerprint, "precision": policy.name,
-                         **({"flip": True} if flip else {})})
-        if key in self._teacher_train_logits:
-            return self._teacher_train_logits[key]
-        path = self.opts.cache_dir / "teacher_logits" / f"{key}.pt"
-
-        def check(blob):
-            if blob["key"] != key or tensors_sha256({"logits": blob["logits"]}) != blob["sha256"] or blob["logits"].shape[0] != len(p.train):
-                raise ValueError("content does not match its recorded hash")
-
-        blob = read_checked_blob(path, check, self.log, "teacher-logit cache")
-        logits = None if blob is None else blob["logits"]
-        if logits is not None:
-            self.log(f"  teacher logits on the training split: from cache {path.name[:16]}…")
-        else:
-            logits = predict(model, p.train, 512, policy, self.device, flip=flip)
-            atomic_write_bytes(path, state_dict_bytes({"key": key, "logits": logits, "sha256": tensors_sha256({"logits": logits})}))
-        self._teacher_train_logits[key] = logits.to(self.device)
-        return self._teacher_train_logits[key]
+        return self.stages.train_logits(model, info, p.train, p.split.fingerprint, policy, flip)
 
     @staticmethod
     def epoch_metrics(p: Prepared, spec):
