@@ -59,8 +59,9 @@ STATE_MAX_BYTES=$(( 15 * 1024 * 1024 ))    # one file back from $OUT is at most 
 # FLOPs, upper bounds): s1 181 TFLOP, s3 1.24 PFLOP, s5 2.09 PFLOP, s4 862 TFLOP (its data travels
 # in the other pack, so it comes after the gpu-a suites), canonical resnet56→resnet20 13.9 PFLOP
 # (the cheapest canonical pair; vgg13→vgg8 is 24.8), s2 14.3 PFLOP. The H100 sustained about
-# 6 TFLOP/s over the gpu-cifar10 suite (4.14 PFLOP in 729 s of cells): minutes for the first
-# four, about 40 minutes each for the last two, which therefore span calls (checkpoints).
+# 6 TFLOP/s over the gpu-cifar10 suite (4.14 PFLOP in 729 s of cells), ~17 for its ResNet-18
+# teacher at true fp32: minutes for the first four, 14–42 minutes each for the last two, more
+# than one session's budget (see above for what resumes where).
 FULL_CELLS=(
   "s1-cifar10:*__student_light__fp32__kd__*"
   "s3-cifar10:*__timm-resnet50__timm-resnet18__bf16__kd__*"
@@ -241,6 +242,8 @@ print(re.sub('[^a-z0-9]+','-',(k.get('gpu') or 'cpu').lower()).strip('-')+'-kd-'
         && status=ok || status="exit $?"
       echo "$(basename "$suite" .yaml): $(( $(now) - start )) s ($status)" | tee -a "$OUT/profile.txt"
     done
+    # At most 8 files come back: the results and logs travel as one archive beside profile.txt.
+    (cd "$OUT" && tar czf quick.tgz results-quick quick-*.log && rm -rf results-quick quick-*.log)
     ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac
