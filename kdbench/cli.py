@@ -131,15 +131,11 @@ def stale_results(suite, results_dir: Path, results: dict[str, dict]) -> dict[st
     for the results a re-run would redo."""
     from .runner import Runner, RunOptions
 
-    checker = Runner(suite, RunOptions(results_dir=results_dir))
-    cells = {c.id: c for c in suite.cells()}
-    changed = {cid: checker.config_changes(cells[cid], r) for cid, r in results.items() if r.get("status") == "ok"}
-    return {cid: parts for cid, parts in changed.items() if parts}
+    found = Runner(suite, RunOptions(results_dir=results_dir)).ok_results(suite.cells())
+    return {cid: parts for cid, (_, parts) in found.items() if parts and cid in results}
 
 
 def cmd_cost(args) -> int:
-    import json
-
     from .cost import Shape, cost_table, duration, flops_text, suite_stages
     from .runner import Runner, select_cells
     from .suite import load_suite
@@ -160,14 +156,7 @@ def cmd_cost(args) -> int:
     stages = suite_stages(suite, cells, shapes)
     total = sum(s.flops for s in stages)
     # Cells whose current result is already in --results need none of their trainings again.
-    finished = set()
-    for c in cells:
-        try:
-            r = json.loads(runner.result_path(c).read_text())
-        except (OSError, ValueError):
-            continue
-        if r.get("status") == "ok" and not runner.config_changes(c, r):
-            finished.add(c.id)
+    finished = {cid for cid, (_, changed) in runner.ok_results(cells).items() if not changed}
     left = sum(s.flops for s in stages if any(cid not in finished for cid in s.cells))
     print(f"{suite.name}: {len(cells)} cells, {len(stages)} trainings and teacher-logit tables ({suite.source})")
     print("Upper bounds: every epoch of the recipe (early stopping can end sooner); a training step counts as 3 forward passes; "

@@ -162,15 +162,22 @@ class Runner:
     def result_path(self, cell: Cell) -> Path:
         return self.opts.results_dir / self.suite.name / f"{cell.id}.json"
 
+    def ok_results(self, cells: list[Cell], here: bool = False) -> dict[str, tuple[dict, list[str]]]:
+        """cell id → (its finished result, what changed since: see ``config_changes``), for the
+        cells with an ok result file; missing, unreadable, failed and unsupported ones are left out."""
+        out = {}
+        for cell in cells:
+            try:
+                r = read_json(self.result_path(cell))
+            except (OSError, ValueError):
+                continue  # missing or unreadable: a run redoes it
+            if r.get("status") == "ok":
+                out[cell.id] = (r, self.config_changes(cell, r, here))
+        return out
+
     def finished(self, cell: Cell) -> bool:
-        path = self.result_path(cell)
-        if not path.exists():
-            return False
-        try:
-            old = read_json(path)
-        except (OSError, ValueError):
-            return False  # unreadable: redo it
-        return old.get("status") == "ok" and old.get("config_hash") == spec_hash(self.cell_config(cell))
+        found = self.ok_results([cell], here=True).get(cell.id)
+        return found is not None and not found[1]
 
     # ----------------------------------------------------------------- data
 
@@ -341,20 +348,14 @@ class Runner:
 
     def log_stale(self, todo: list[Cell]) -> None:
         """Say why finished results run again (no surprise re-training after a code change)."""
+        redone = self.ok_results(todo, here=True)
         changed: dict[str, int] = {}
-        n = 0
-        for cell in todo:
-            try:
-                old = read_json(self.result_path(cell))
-            except (OSError, ValueError):
-                continue
-            if old.get("status") == "ok":
-                n += 1
-                for part in self.config_changes(cell, old, here=True):
-                    changed[part] = changed.get(part, 0) + 1
-        if n:
+        for _, parts in redone.values():
+            for part in parts:
+                changed[part] = changed.get(part, 0) + 1
+        if redone:
             what = ", ".join(f"{k} ×{v}" for k, v in sorted(changed.items()))
-            self.log(f"[suite] {n} of them finished before with another configuration and run again (changed since: {what})")
+            self.log(f"[suite] {len(redone)} of them finished before with another configuration and run again (changed since: {what})")
 
     def run_cell(self, cell: Cell) -> dict:
         started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -71,3 +71,20 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
     env = environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     machine_info["kdbench"] = {k: env.get(k) for k in ("torch", "cuda", "cudnn", "gpu", "driver", "gpu_capability", "torch_threads", "git_revision")}
+
+
+def committed_smoke_result(name: str, folder: Path, **config) -> dict:
+    """A committed smoke result copied into ``folder`` as this training code would have written
+    it (the committed file may predate the last change to train.py), with ``config`` parts
+    replaced (e.g. code="0" * 64 for a result of older code) and its config_hash to match."""
+    import json
+
+    from kdbench.runner import code_fingerprint
+    from kdbench.suite import spec_hash
+
+    r = json.loads((REPO / "reports" / "results" / "smoke" / name).read_text())
+    r["config"].update({"code": code_fingerprint(), **config})
+    r["config_hash"] = spec_hash(r["config"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(r))
+    return r

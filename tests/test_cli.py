@@ -13,7 +13,7 @@ import torch
 
 from kdbench.io import SuiteLock
 
-from .conftest import REPO
+from .conftest import REPO, committed_smoke_result
 
 QUICK = ["--set", "teacher.epochs=1", "--set", "student.epochs=1", "--device", "cpu"]
 
@@ -178,26 +178,11 @@ def test_progress_line_between_cells():
 
 def test_list_with_results_shows_where_each_cell_stands(tmp_path, capsys):
     from kdbench.cli import main
-    from kdbench.runner import code_fingerprint
-    from kdbench.suite import spec_hash
-
-    from .conftest import REPO
 
     folder = tmp_path / "r" / "smoke"
-    folder.mkdir(parents=True)
-    # A committed result, as this code would write it (its config_hash follows the training
-    # code: the committed file may predate the last change to train.py).
-    done = "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0.json"
-    r = json.loads((REPO / "reports" / "results" / "smoke" / done).read_text())
-    r["config"]["code"] = code_fingerprint()
-    r["config_hash"] = spec_hash(r["config"])
-    (folder / done).write_text(json.dumps(r))
-    # The same result from another student recipe: a re-run would redo it.
-    other = "fmnist-smoke__cnn_medium__cnn_small__fp32__none__s0.json"
-    stale = json.loads((REPO / "reports" / "results" / "smoke" / other).read_text())
-    stale["config"].update(code=code_fingerprint(), student_recipe="0" * 64)
-    stale["config_hash"] = spec_hash(stale["config"])
-    (folder / other).write_text(json.dumps(stale))
+    r = committed_smoke_result("fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0.json", folder)
+    # Another result from another student recipe: a re-run would redo it.
+    committed_smoke_result("fmnist-smoke__cnn_medium__cnn_small__fp32__none__s0.json", folder, student_recipe="0" * 64)
     (folder / "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0.json").write_text("{torn")
     assert main(["list", "suites/smoke.yaml", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out

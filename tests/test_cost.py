@@ -6,7 +6,7 @@ from kdbench.cost import Shape, cost_table, flops_text, replayed_versions, suite
 from kdbench.models import build_model, count_flops
 from kdbench.suite import load_suite, parse_suite
 
-from .conftest import REPO
+from .conftest import REPO, committed_smoke_result
 
 SMOKE_SHAPE = {"fmnist-smoke": Shape(channels=1, image_size=28, num_classes=10, n_train=1800, n_val=200)}
 
@@ -79,19 +79,11 @@ def test_cost_command_on_the_shipped_smoke_data(capsys):
 
 def test_cost_leaves_out_what_a_results_folder_already_holds(tmp_path, capsys):
     """Cells with a current result need none of their trainings: seed 0 done, seed 9 left."""
-    import json
-
     from kdbench.cli import main
-    from kdbench.runner import code_fingerprint
-    from kdbench.suite import spec_hash
 
     folder = tmp_path / "smoke"
-    folder.mkdir()
     for p in (REPO / "reports" / "results" / "smoke").glob("*__s0.json"):
-        r = json.loads(p.read_text())
-        r["config"]["code"] = code_fingerprint()  # as this code would have written it
-        r["config_hash"] = spec_hash(r["config"])
-        (folder / p.name).write_text(json.dumps(r))
+        committed_smoke_result(p.name, folder)
     assert main(["cost", "suites/smoke.yaml", "--set", "seeds=[0, 9]", "--results", str(tmp_path)]) == 0
     last = capsys.readouterr().out.rstrip().splitlines()[-2:]
     assert last[0] == "total: 4.78 TFLOP"

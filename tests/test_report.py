@@ -273,19 +273,15 @@ def test_page_says_which_results_a_rerun_would_redo(tmp_path):
     predate the code now, counting what changed; a current folder gets no such line."""
     from kdbench.cli import stale_results
     from kdbench.report import suite_page
-    from kdbench.runner import code_fingerprint, load_results
-    from kdbench.suite import load_suite, spec_hash
+    from kdbench.runner import load_results
+    from kdbench.suite import load_suite
 
-    from .conftest import REPO
+    from .conftest import REPO, committed_smoke_result
 
     suite = load_suite(REPO / "suites" / "smoke.yaml")
     folder = tmp_path / "smoke"
-    folder.mkdir()
     for i, p in enumerate(sorted((REPO / "reports" / "results" / "smoke").glob("*__s0.json"))):
-        r = json.loads(p.read_text())
-        r["config"]["code"] = code_fingerprint() if i % 2 else "0" * 64  # every other one from older code
-        r["config_hash"] = spec_hash(r["config"])
-        (folder / p.name).write_text(json.dumps(r))
+        committed_smoke_result(p.name, folder, **({} if i % 2 else {"code": "0" * 64}))  # every other one from older code
     results = load_results(suite, tmp_path)
     stale = stale_results(suite, tmp_path, results)
     assert len(results) == 4 and sorted(stale.values()) == [["code"], ["code"]]
