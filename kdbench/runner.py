@@ -36,14 +36,18 @@ from .train import CHECKPOINT_EVERY_S, DeviceData, fit, normalisation_stats, pre
 Log = Callable[[str], None]
 SCHEMA = 1
 _CODE_FILES = ("train.py", "losses.py", "precision.py", "metrics.py", "models", "data/split.py")
+# fp8 training runs through fp8.py too, so it is part of the fingerprint of fp8 cells. Other
+# cells only take their (simulated) fp8 evaluation from it, an extra figure beside their own;
+# re-running every finished cell for a change there would cost more than it protects.
+_FP8_CODE_FILES = (*_CODE_FILES, "fp8.py")
 
 
-def code_fingerprint() -> str:
+def code_fingerprint(code_files: tuple[str, ...] = _CODE_FILES) -> str:
     """sha256 over the source files that decide a result: a change there invalidates cached
     teachers and finished cells."""
     root = Path(__file__).parent
     files: list[Path] = []
-    for name in _CODE_FILES:
+    for name in code_files:
         p = root / name
         files += sorted(p.glob("*.py")) if p.is_dir() else [p]
     h = hashlib.sha256()
@@ -106,6 +110,7 @@ class Runner:
         self.device_class = device_class(opts.device)
         self.data_root, self.data_root_from = resolve_data_root(opts.data_root)
         self.code = code_fingerprint()
+        self.code_fp8 = code_fingerprint(_FP8_CODE_FILES)
         self._prepared: dict[str, Prepared] = {}
         self.stages = StageCache(opts.cache_dir, self.device, self.log)
         self.pretrained = self._check_pretrained()
@@ -128,6 +133,10 @@ class Runner:
 
     # ----------------------------------------------------------------- configuration
 
+    def code_of(self, cell: Cell) -> str:
+        """The fingerprint of the code that trains this cell's models."""
+        return self.code_fp8 if cell.precision == "fp8" else self.code
+
     def cell_config(self, cell: Cell) -> dict:
         s = self.suite.spec_of(cell)
         return {
@@ -142,7 +151,7 @@ class Runner:
             "kd": spec_hash(s.kd) if cell.method != "none" else None,
             "metrics": list(s.metrics),
             "device_class": self.device_class,
-            "code": self.code,
+            "code": self.code_of(cell),
             "pretrained": self.pretrained_of((cell.teacher, *cell.assistants, cell.student)),
         }
 
@@ -224,7 +233,7 @@ class Runner:
         return spec_hash({
             "dataset": p.data.fingerprint, "split": p.split.fingerprint, "model": cell.teacher,
             "recipe": spec_hash(self.suite.spec_of(cell).teacher), "seed": cell.seed, "precision": cell.precision,
-            "device_class": self.device_class, "torch": torch.__version__, "code": self.code,
+            "device_class": self.device_class, "torch": torch.__version__, "code": self.code_of(cell),
             **({"pretrained": self.pretrained_of([cell.teacher])} if cell.teacher in self.pretrained else {}),
         })
 
@@ -246,7 +255,7 @@ class Runner:
         stages = []
         for name in cell.assistants:
             key = spec_hash({"previous": prev_info["key"], "model": name, "recipe": spec_hash(spec.student), "kd": spec_hash(spec.kd),
-                             "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code,
+                             "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code_of(cell),
                              **({"pretrained": self.pretrained_of([name])} if name in self.pretrained else {})})
             source = prev
 
@@ -370,7 +379,7 @@ class Runner:
             "schema": SCHEMA, "suite": self.suite.name, "suite_file": self.suite.source, "cell_id": cell.id,
             "cell": config["cell"], "config_hash": spec_hash(config), "config": config,
             "suite_spec": dataclasses.asdict(spec),
-            "fingerprints": {"dataset": p.data.fingerprint, "split": p.split.fingerprint, "code": self.code},
+            "fingerprints": {"dataset": p.data.fingerprint, "split": p.split.fingerprint, "code": self.code_of(cell)},
             "data": {"name": p.data.name, "location": p.data.location, "root_chosen_by": self.data_root_from, "notes": p.data.notes,
                      "skipped_files": len(p.data.skipped_files), "skipped_examples": p.data.skipped_files[:10],
                      "n_train": len(p.train), "n_val": len(p.val), "n_test": len(p.test)},

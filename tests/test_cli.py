@@ -213,6 +213,24 @@ def test_a_result_is_current_exactly_when_a_rerun_would_keep_it(tmp_path):
     assert not runner.finished(cell) and runner.config_changes(cell, json.loads(path.read_text())) == ["code", "kd"]
 
 
+def test_fp8_cells_alone_are_keyed_to_the_fp8_training_code(tmp_path, monkeypatch):
+    """fp8 training runs through kdbench/fp8.py: an edit there re-runs fp8 cells and keeps the others."""
+    import kdbench.runner as runner_module
+    from kdbench.runner import Runner, RunOptions
+    from kdbench.suite import load_suite
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml", ("matrix.precisions=[fp32, fp8]",))
+    fp32, fp8 = (next(c for c in suite.cells() if c.precision == p) for p in ("fp32", "fp8"))
+    before = Runner(suite, RunOptions(results_dir=tmp_path))
+    real_read_bytes = runner_module.Path.read_bytes
+    monkeypatch.setattr(runner_module.Path, "read_bytes",
+                        lambda self: real_read_bytes(self) + (b"# edited" if self.name == "fp8.py" else b""))
+    after = Runner(suite, RunOptions(results_dir=tmp_path))
+    assert after.cell_config(fp32) == before.cell_config(fp32)
+    assert after.cell_config(fp8)["code"] != before.cell_config(fp8)["code"]
+    assert before.cell_config(fp8)["code"] != before.cell_config(fp32)["code"]
+
+
 def test_a_run_says_why_finished_cells_run_again(tmp_path):
     """A finished result made with another recipe is re-run, and the run says what changed."""
     from kdbench.runner import Runner, RunOptions

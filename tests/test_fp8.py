@@ -95,3 +95,32 @@ def test_fp8_cells_are_recorded_unsupported_and_others_carry_an_fp8_eval(tmp_pat
     assert "fp8 eval (sim)" in proc.stdout and "| unsupported" in proc.stdout
     again = kdbench(*args, tmp=tmp_path, check=True)
     assert "1 already done, 1 to run" in again.stdout, "an unsupported cell is tried again on the next run (maybe on a GPU)"
+
+
+def test_fp8_training_matmuls_get_inner_dimensions_divisible_by_16(monkeypatch):
+    # fp8 matmul kernels on the GPU refuse an inner dimension not divisible by 16; the weight
+    # gradient's inner dimension is batch × tokens (here 7 × 5 = 35), which no suite controls.
+    # The CPU's scaled matmul has no such limit, so this test records what every fp8 matmul is
+    # given, at the point where the GPU kernel would be called. (A ViT's blocks are such Linear
+    # layers over tokens; the CPU's fp8 matmul is too slow to run a whole ViT-Ti in a test.)
+    import torchao.float8.float8_ops as ops
+
+    inner: list[tuple[int, int]] = []
+    original = ops.preprocess_addmm
+
+    def recording(a, b):
+        a_data, a_scale, b_data, b_scale = original(a, b)
+        inner.append((a_data.shape[1], b_data.shape[0]))
+        return a_data, a_scale, b_data, b_scale
+
+    monkeypatch.setattr(ops, "preprocess_addmm", recording)
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))
+    mlp, swapped = to_fp8_training(mlp)  # the real scaled-matmul path, on the CPU
+    x = torch.randn(7, 5, 32)
+    loss = mlp(x).float().square().mean()
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert len(inner) == 3 * len(swapped), "output, grad_input and grad_weight matmuls of every fp8 layer"
+    assert all(k == n and k % 16 == 0 for k, n in inner), sorted(set(inner))
+    assert all(torch.isfinite(p.grad).all() for p in mlp.parameters())

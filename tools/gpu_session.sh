@@ -221,7 +221,11 @@ print(re.sub('[^a-z0-9]+','-',(k.get('gpu') or 'cpu').lower()).strip('-')+'-kd-'
         --command "tools/gpu_session.sh owed: pytest -m benchmark tests/test_bench.py -k 'kd_loss or kd_train_step' --benchmark-min-rounds=5 --benchmark-max-time=0.1, three times" \
         && python3 -m kdbench bench-report "benchmarks/$name.json"
     fi
-    if grep -qs images_per_s "$dir/bench-loop.jsonl"; then cp "$dir/bench-loop.jsonl" "benchmarks/kd-loop-$(date +%Y%m%d).jsonl"; fi
+    if grep -qs images_per_s "$dir/bench-loop.jsonl"; then  # named like the benchmark baseline: GPU, then date
+      gpu=$(python3 -c "import json,re,sys; r=json.loads([l for l in open(sys.argv[1]) if l.startswith('{')][0]); \
+print(re.sub('[^a-z0-9]+','-',r['gpu'].lower()).strip('-'))" "$dir/bench-loop.jsonl")
+      cp "$dir/bench-loop.jsonl" "benchmarks/kd-loop-$gpu-$(date +%Y%m%d).jsonl"
+    fi
     { echo "# Parts of 'tools/gpu_session.sh owed' that ran to their end on a GPU (written by its land step;"
       echo "# delete a line to run that part again). Last landed $(date -u +%F) at $(git rev-parse --short HEAD 2>/dev/null || echo "an unknown revision")."
       cat "$STATE/done"; } > "$DONE_FILE"
