@@ -4,12 +4,17 @@ ratio new / baseline, a regression when it is slower by more than a threshold.
 The threshold belongs to the baseline: it is set from the run-to-run noise measured on the
 machine that made it (``kdbench bench-noise RUN1 RUN2 …``: the largest median ratio between
 repeated runs of the same code), written into ``benchmarks/thresholds.json`` with how it was
-measured. Comparing runs from different machines is refused: the ratio would measure the
+measured. Benchmarks of one test function (a family: the KD loss at every shape, the training
+step at every precision) share a character — a launch-bound loss of a few hundred µs is far
+noisier than a 15 ms training step — so each family also gets its own threshold from its own
+noise, and the baseline's single threshold (the largest) applies only to families the noise runs
+did not have. Comparing runs from different machines is refused: the ratio would measure the
 machine, not the change."""
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -37,9 +42,20 @@ def machine_of(data: dict) -> str:
     return f"{hw} / torch {k.get('torch', '?')}"
 
 
+def family(name: str) -> str:
+    """The test function a benchmark belongs to: its name without the parameters."""
+    return name.split("[", 1)[0]
+
+
+def rounded_threshold(spread: float) -> float:
+    """A spread rounded up to the next 5 %, at least 5 %."""
+    return max(0.05, math.ceil(spread * 20 - 1e-9) / 20)
+
+
 def noise(paths: list[Path]) -> dict:
     """Run-to-run spread of repeated runs: for each benchmark present in all of them, the
-    largest / smallest median; summarised as the maximum and the 95th percentile."""
+    largest / smallest median; summarised as the maximum and the 95th percentile, and as the
+    maximum per family."""
     runs = [_load(p) for p in paths]
     if len(runs) < 2:
         raise KDBenchError("bench-noise needs at least two runs of the same benchmarks")
@@ -47,16 +63,21 @@ def noise(paths: list[Path]) -> dict:
     if len(machines) > 1:
         raise KDBenchError(f"the runs come from different machines: {sorted(machines)}")
     common = set.intersection(*(set(r["medians"]) for r in runs))
-    spreads = sorted(max(r["medians"][n] for r in runs) / min(r["medians"][n] for r in runs) - 1 for n in common)
+    by_name = {n: max(r["medians"][n] for r in runs) / min(r["medians"][n] for r in runs) - 1 for n in common}
+    spreads = sorted(by_name.values())
     if not spreads:
         raise KDBenchError("the runs share no benchmark")
     p95 = spreads[min(len(spreads) - 1, round(0.95 * (len(spreads) - 1)))]
+    families: dict[str, float] = {}
+    for n, s in by_name.items():
+        families[family(n)] = max(s, families.get(family(n), 0.0))
     return {"machine": runs[0]["machine"], "runs": len(runs), "benchmarks": len(spreads), "max_spread": spreads[-1],
-            "p95_spread": p95, "median_spread": statistics.median(spreads)}
+            "p95_spread": p95, "median_spread": statistics.median(spreads), "family_max_spread": dict(sorted(families.items()))}
 
 
-def compare(baseline: Path, new: Path, threshold: float) -> tuple[str, list[str]]:
-    """A Markdown table of new / baseline median ratios and the list of regressions."""
+def compare(baseline: Path, new: Path, threshold: float, families: dict[str, float] | None = None) -> tuple[str, list[str]]:
+    """A Markdown table of new / baseline median ratios and the list of regressions; a
+    benchmark's threshold is its family's in ``families``, else ``threshold``."""
     base, cur = _load(baseline), _load(new)
     if base["machine"] != cur["machine"]:
         raise KDBenchError(f"{new} was measured on {cur['machine']}, the baseline {baseline} on {base['machine']}: "
@@ -65,20 +86,22 @@ def compare(baseline: Path, new: Path, threshold: float) -> tuple[str, list[str]
     for name in sorted(set(base["medians"]) | set(cur["medians"])):
         b, c = base["medians"].get(name), cur["medians"].get(name)
         if b is None or c is None:
-            rows.append([name, f"{b * 1e6:,.1f}" if b else "—", f"{c * 1e6:,.1f}" if c else "—", "—", "only in " + ("baseline" if c is None else "new run")])
+            rows.append([name, f"{b * 1e6:,.1f}" if b else "—", f"{c * 1e6:,.1f}" if c else "—", "—", "—", "only in " + ("baseline" if c is None else "new run")])
             continue
         ratio = c / b
-        verdict = "SLOWER" if ratio > 1 + threshold else ("faster" if ratio < 1 / (1 + threshold) else "same")
+        t = (families or {}).get(family(name), threshold)
+        verdict = "SLOWER" if ratio > 1 + t else ("faster" if ratio < 1 / (1 + t) else "same")
         if verdict == "SLOWER":
-            regressions.append(f"{name}: {ratio:.2f}× the baseline's median ({c * 1e6:,.1f} µs vs {b * 1e6:,.1f} µs)")
-        rows.append([name, f"{b * 1e6:,.1f}", f"{c * 1e6:,.1f}", f"{ratio:.3f}", verdict])
-    table = tabulate(rows, ["benchmark", "baseline median µs", "new median µs", "new / baseline", f"verdict (threshold {100 * threshold:.0f} %)"],
+            regressions.append(f"{name}: {ratio:.2f}× the baseline's median ({c * 1e6:,.1f} µs vs {b * 1e6:,.1f} µs; threshold {100 * t:.0f} %)")
+        rows.append([name, f"{b * 1e6:,.1f}", f"{c * 1e6:,.1f}", f"{ratio:.3f}", f"{100 * t:.0f}", verdict])
+    table = tabulate(rows, ["benchmark", "baseline median µs", "new median µs", "new / baseline", "threshold %", "verdict"],
                      tablefmt="github", disable_numparse=True)
     return table, regressions
 
 
-def threshold_for(baseline: Path, thresholds_file: Path) -> tuple[float, str]:
-    """The threshold recorded for a baseline file, with its reason."""
+def threshold_for(baseline: Path, thresholds_file: Path) -> tuple[float, str, dict[str, float]]:
+    """The threshold recorded for a baseline file, its reason, and the thresholds of its
+    benchmark families (empty for baselines saved before families were measured)."""
     try:
         entries = json.loads(thresholds_file.read_text())
     except (OSError, ValueError) as e:
@@ -87,7 +110,7 @@ def threshold_for(baseline: Path, thresholds_file: Path) -> tuple[float, str]:
     if entry is None:
         raise KDBenchError(f"{thresholds_file} has no threshold for {Path(baseline).name}: measure the noise with "
                            "`kdbench bench-noise RUN1.json RUN2.json …` on that machine and record it, or pass --threshold")
-    return float(entry["threshold"]), entry["reason"]
+    return float(entry["threshold"]), entry["reason"], {k: float(v) for k, v in entry.get("families", {}).items()}
 
 
 def save_baseline(paths: list[Path], name: str, baseline_dir: Path, command: str = "") -> tuple[Path, float, str]:
@@ -95,7 +118,6 @@ def save_baseline(paths: list[Path], name: str, baseline_dir: Path, command: str
     threshold their noise sets (the largest spread, rounded up to 5 %) and how it was measured
     in ``baseline_dir/thresholds.json``. Refuses to replace an existing baseline."""
     import datetime as dt
-    import math
 
     from .io import atomic_write_bytes
 
@@ -105,15 +127,17 @@ def save_baseline(paths: list[Path], name: str, baseline_dir: Path, command: str
     target = baseline_dir / f"{name}.json"
     if target.exists():
         raise KDBenchError(f"{target} exists: a saved baseline is replaced only by hand (delete it first) or saved under another name")
-    threshold = max(0.05, math.ceil(n["max_spread"] * 20 - 1e-9) / 20)
+    threshold = rounded_threshold(n["max_spread"])
+    families = {f: rounded_threshold(s) for f, s in n["family_max_spread"].items()}
     how = f" (`{command}`)" if command else ""
     reason = (f"run-to-run noise measured on the machine that made the baseline ({n['machine']}): {n['runs']} runs of the same "
               f"code{how} gave a largest/smallest median spread per benchmark over {n['benchmarks']} benchmarks of median "
               f"{100 * n['median_spread']:.1f} %, 95th percentile {100 * n['p95_spread']:.1f} %, max {100 * n['max_spread']:.1f} %; "
-              f"threshold = the max, rounded up to 5 %. Baseline: {Path(paths[0]).name}, saved {dt.date.today().isoformat()}.")
+              f"threshold = the max, rounded up to 5 %; each benchmark family (test function) has its own, the largest spread "
+              f"among its benchmarks rounded up alike (families). Baseline: {Path(paths[0]).name}, saved {dt.date.today().isoformat()}.")
     thresholds_file = baseline_dir / "thresholds.json"
     entries = json.loads(thresholds_file.read_text()) if thresholds_file.exists() else {}
-    entries[target.name] = {"threshold": threshold, "reason": reason}
+    entries[target.name] = {"threshold": threshold, "reason": reason, "families": families}
     baseline_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, Path(paths[0]).read_bytes())
     atomic_write_bytes(thresholds_file, (json.dumps(entries, indent=2, ensure_ascii=False) + "\n").encode())

@@ -325,11 +325,12 @@ def cmd_bench_compare(args) -> int:
         ran = {b["fullname"] for b in json.loads(new.read_text()).get("benchmarks", [])}
         baseline = max(matches, key=lambda p: (len(ran & {b["fullname"] for b in saved[p].get("benchmarks", [])}), p.name))
     if args.threshold is not None:
-        threshold, reason = args.threshold, "given with --threshold"
+        threshold, reason, families = args.threshold, "given with --threshold", {}
     else:
-        threshold, reason = threshold_for(baseline, Path(args.baseline_dir) / "thresholds.json")
-    table, regressions = compare(baseline, new, threshold)
-    print(f"{new} against {baseline}; threshold {100 * threshold:.0f} % ({reason})\n")
+        threshold, reason, families = threshold_for(baseline, Path(args.baseline_dir) / "thresholds.json")
+    table, regressions = compare(baseline, new, threshold, families)
+    per_family = f"; per family: {', '.join(f'{f} {100 * t:.0f} %' for f, t in families.items())}" if families else ""
+    print(f"{new} against {baseline}; threshold {100 * threshold:.0f} %{per_family} ({reason})\n")
     return _table_then_problems(table, regressions, "regression(s)")
 
 
@@ -339,6 +340,8 @@ def cmd_bench_noise(args) -> int:
     n = noise([Path(p) for p in args.runs])
     print(f"{n['runs']} runs of {n['benchmarks']} benchmarks on {n['machine']}: largest/smallest median - 1 per benchmark: "
           f"median {100 * n['median_spread']:.1f} %, 95th percentile {100 * n['p95_spread']:.1f} %, max {100 * n['max_spread']:.1f} %")
+    for f, spread in n["family_max_spread"].items():
+        print(f"  {f}: max {100 * spread:.1f} %")
     if args.save:
         from .bench_compare import save_baseline
 

@@ -26,7 +26,7 @@ def test_regression_beyond_threshold_only(tmp_path):
     base = run_file(tmp_path / "base.json", {"a": 1.0, "b": 1.0, "c": 1.0, "gone": 1.0})
     new = run_file(tmp_path / "new.json", {"a": 1.09, "b": 1.11, "c": 0.5, "added": 1.0})
     table, regressions = compare(base, new, 0.10)
-    assert regressions == ["b: 1.11× the baseline's median (1,110,000.0 µs vs 1,000,000.0 µs)"]
+    assert regressions == ["b: 1.11× the baseline's median (1,110,000.0 µs vs 1,000,000.0 µs; threshold 10 %)"]
     lines = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
     assert "same" in lines["a"] and "SLOWER" in lines["b"] and "faster" in lines["c"]
     assert "only in baseline" in lines["gone"] and "only in new run" in lines["added"]
@@ -125,3 +125,21 @@ def test_compare_picks_the_baseline_of_this_machine_that_shares_most_benchmarks(
     new = run_file(tmp_path / "new.json", {"kd": 1.0, "fwd": 1.0, "step": 1.05})
     assert main(["bench-compare", str(new), "--baseline-dir", str(bdir)]) == 0
     assert f"against {full}" in capsys.readouterr().out
+
+
+def test_each_benchmark_family_gets_the_threshold_its_own_noise_sets(tmp_path, capsys):
+    """A noisy, launch-bound KD loss must not widen the threshold of a steady training step."""
+    spreads = {"t.py::test_loss[a]": 0.5, "t.py::test_loss[b]": 0.1, "t.py::test_step[x]": 0.02}
+    runs = [run_file(tmp_path / f"run{i}.json", {n: 1.0 + s * i for n, s in spreads.items()}) for i in (0, 1)]
+    bdir = tmp_path / "benchmarks"
+    assert main(["bench-noise", *map(str, runs), "--save", "g", "--baseline-dir", str(bdir)]) == 0
+    assert "t.py::test_loss: max 50.0 %" in capsys.readouterr().out
+    entry = json.loads((bdir / "thresholds.json").read_text())["g.json"]
+    assert entry["threshold"] == 0.5 and entry["families"] == {"t.py::test_loss": 0.5, "t.py::test_step": 0.05}
+    new = run_file(tmp_path / "new.json", {"t.py::test_loss[a]": 1.4, "t.py::test_loss[b]": 1.4, "t.py::test_step[x]": 1.1})
+    assert main(["bench-compare", str(new), "--baseline-dir", str(bdir)]) == 1
+    out = capsys.readouterr()
+    assert "per family: t.py::test_loss 50 %, t.py::test_step 5 %" in out.out
+    assert "t.py::test_step[x]: 1.10×" in out.err and "test_loss[a]:" not in out.err
+    # Baselines saved before families were measured keep their single threshold.
+    assert compare(bdir / "g.json", new, 0.5)[1] == []
