@@ -47,6 +47,15 @@ def bench_tables(path: Path) -> str:
                          e.get("floor_us", "—"), e.get("times_floor", "—"), f"{eager[key] / _median_us(b):.2f}×" if key in eager else "—"])
         out += ["## KD loss, forward + backward", "",
                 tabulate(rows, ["B×C", "logits", "impl", "wall µs", "GPU µs", "memory floor µs", "× floor", "speed vs eager"], tablefmt="github"), ""]
+        # GPU time from events over back-to-back calls includes the gaps while the CPU launches
+        # the next kernels; when it is as long as the synchronised wall time and far above the
+        # floor, the figure measures launching, not the kernels.
+        launch_bound = [b for b in kd if b["extra_info"].get("times_floor", 0) >= 50 and b["extra_info"].get("gpu_us", 0) >= 0.5 * _median_us(b)]
+        if launch_bound:
+            out += [f"{len(launch_bound)} of {len(kd)} rows are bound by the host, not by the GPU: their GPU time is at least half "
+                    "the wall time and 50× or more the memory floor, so the GPU waits for each call's Python, dispatch and kernel "
+                    "launches. The floor is what one fused kernel could reach; CUDA graphs (one launch for the whole call), not "
+                    "faster kernels, close that gap.", ""]
 
     out += _per_model(benches, "test_forward_throughput", "Inference throughput, 32×32 inputs")
     out += _per_model(benches, "test_train_step_throughput", "Training step (forward, CE, backward, SGD; deterministic), 32×32 inputs")

@@ -98,6 +98,8 @@ def test_bench_tables_state_ratios_against_the_same_runs_baseline(tmp_path):
     assert "2.00×" in train and "1.00×" in page[page.index("## Inference"):page.index("## Training step")]
     committed = bench_tables(REPO / "benchmarks" / "cuda-sm90-h100.json")
     assert "## Inference throughput" in committed and "## KD loss, forward + backward" in committed
+    assert "12 of 12 rows are bound by the host" in committed, "H100 KD-loss calls of ~0.7 ms against a floor of at most 4 µs"
+    assert "bound by the host" not in page, "no GPU time recorded: nothing to say"
 
 
 def test_noise_saves_a_baseline_with_its_threshold_and_compare_finds_it(tmp_path, capsys):
