@@ -135,8 +135,35 @@ def stale_results(suite, results_dir: Path, results: dict[str, dict]) -> dict[st
     return {cid: parts for cid, (_, parts) in found.items() if parts and cid in results}
 
 
+def timing_results(folder: Path, device_class: str | None) -> tuple[list[dict], str]:
+    """The finished results in a suite's results folder that time its trainings, all from one
+    device class (the one asked for, or the only one there), and that class."""
+    from .io import read_json
+
+    results = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            r = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if r.get("status") == "ok" and isinstance(r.get("config"), dict):
+            results.append(r)
+    classes = sorted({r["config"].get("device_class", "?") for r in results})
+    if not results:
+        raise KDBenchError(f"--timed-by: no finished result in {folder} to take epoch times from "
+                           "(run the suite there first; a quick profile, --quick, times one epoch of every model)")
+    if device_class is None:
+        if len(classes) > 1:
+            raise KDBenchError(f"--timed-by: {folder} holds results of several device classes ({', '.join(classes)}): choose one with --device-class")
+        device_class = classes[0]
+    chosen = [r for r in results if r["config"].get("device_class") == device_class]
+    if not chosen:
+        raise KDBenchError(f"--timed-by: no result of device class {device_class} in {folder} (there: {', '.join(classes)})")
+    return chosen, device_class
+
+
 def cmd_cost(args) -> int:
-    from .cost import Shape, cost_table, duration, flops_text, suite_stages
+    from .cost import Shape, cost_table, duration, flops_text, measured_epoch_seconds, measured_seconds, suite_stages
     from .runner import Runner, select_cells
     from .suite import load_suite
 
@@ -158,18 +185,36 @@ def cmd_cost(args) -> int:
     # Cells whose current result is already in --results need none of their trainings again.
     finished = {cid for cid, (_, changed) in runner.ok_results(cells).items() if not changed}
     left = sum(s.flops for s in stages if any(cid not in finished for cid in s.cells))
+    epoch_seconds = None
+    if args.timed_by:
+        timed_folder = Path(args.timed_by) / suite.name
+        timing, device_class = timing_results(timed_folder, args.device_class)
+        epoch_seconds = measured_epoch_seconds(timing)
     print(f"{suite.name}: {len(cells)} cells, {len(stages)} trainings and teacher-logit tables ({suite.source})")
     print("Upper bounds: every epoch of the recipe (early stopping can end sooner); a training step counts as 3 forward passes; "
           "teachers and assistants once (the runner caches them).")
+    if epoch_seconds is not None:
+        print(f"Measured: seconds per epoch on {device_class} from {len(timing)} result{'s' * (len(timing) != 1)} in {timed_folder} "
+              "(median over epochs after the first); FLOPs alone misjudge time where kernel launches, not arithmetic, bound a model.")
     print()
-    print(cost_table(stages, args.tflops))
+    print(cost_table(stages, args.tflops, epoch_seconds))
     print()
-    def at(flops: float) -> str:
-        return f"; at {args.tflops:g} TFLOP/s sustained: {duration(flops / (args.tflops * 1e12))}" if args.tflops else ""
 
-    print(f"total: {flops_text(total)}{at(total)}")
+    def at(chosen: list) -> str:
+        flops = sum(s.flops for s in chosen)
+        text = f"; at {args.tflops:g} TFLOP/s sustained: {duration(flops / (args.tflops * 1e12))}" if args.tflops else ""
+        if epoch_seconds is not None:
+            trainings = [s for s in chosen if s.epochs]  # the teacher-logit tables are one forward pass each: not timed
+            timed = [t for t in (measured_seconds(s, epoch_seconds) for s in trainings) if t is not None]
+            text += f"; at the measured epoch times: {duration(sum(timed))} for {len(timed)} of {len(trainings)} trainings"
+            if len(timed) < len(trainings):
+                text += " (the others are not measured on that device and not in it)"
+        return text
+
+    print(f"total: {flops_text(total)}{at(stages)}")
     if finished:
-        print(f"left to run: {flops_text(left)}{at(left)} ({len(finished)} of {len(cells)} cells have a current result in {runner.result_path(cells[0]).parent})")
+        todo = [s for s in stages if any(cid not in finished for cid in s.cells)]
+        print(f"left to run: {flops_text(left)}{at(todo)} ({len(finished)} of {len(cells)} cells have a current result in {runner.result_path(cells[0]).parent})")
     return 0
 
 
@@ -378,6 +423,9 @@ def parser() -> argparse.ArgumentParser:
     _suite_args(p)
     _run_args(p)
     p.add_argument("--tflops", type=float, help="a sustained rate (TFLOP/s) to turn FLOPs into time, e.g. one measured on your GPU")
+    p.add_argument("--timed-by", metavar="DIR", help="a results folder of an earlier run of this suite (a quick profile will do): "
+                                                     "time each training by its measured seconds per epoch")
+    p.add_argument("--device-class", help="with --timed-by: the device class whose results time it (default: the only one there)")
     p.set_defaults(fn=cmd_cost)
     p = sub.add_parser("report", help="regenerate the Markdown result table")
     _suite_args(p)

@@ -8,10 +8,18 @@ be planned against its budget.
 FLOPs are torch's FlopCounterMode counts (2 per multiply-add, convolutions and matmuls) of one
 forward pass; a training step is taken as 3 forward passes (the backward pass costs about
 twice the forward). Epochs are the recipe's: early stopping can end a training sooner, so the
-totals are upper bounds."""
+totals are upper bounds.
+
+FLOPs say little about time where a model is bound by launching its kernels rather than by
+arithmetic: the EfficientNet-B4 teacher of s1 (CIFAR-10, 32 px, fp32) sustained about 0.2
+TFLOP/s on an H200, the ResNet-18 teacher of gpu-cifar10 about 17 on an H100. So a suite is timed by epochs measured on the device that will
+run it (``measured_epoch_seconds``: from the results of an earlier run, a quick profile's one
+epoch per model is enough), each training's time being its recipe's epochs at the measured
+seconds per epoch."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from .models import build_model, count_flops
@@ -42,6 +50,18 @@ class Stage:
     teacher_passes: str  # how a distilling stage sees its teacher: "", "every step", "cached ×2"…
     flops: float
     cells: list[str]
+    precision: str = ""
+    batch_size: int = 0
+    source: str = ""  # the model it distils from every step ("" for none or cached logits)
+
+    def timing_key(self) -> tuple:
+        return timing_key(self.model, self.dataset, self.precision, self.batch_size, self.teacher_passes, self.source)
+
+
+def timing_key(model: str, dataset: str, precision: str, batch_size: int, passes: str, source: str) -> tuple:
+    """What the time of an epoch depends on, beyond the device: the model, its data and
+    precision, the batch size, and the teacher it runs beside every step, if any."""
+    return (model, dataset, precision, batch_size, passes, source if passes == "every step" else "")
 
 
 def replayed_versions(augment: tuple[str, ...]) -> int | None:
@@ -84,7 +104,8 @@ def suite_stages(suite: Suite, cells: list[Cell], shapes: dict[str, Shape]) -> l
                     stages[table] = Stage("teacher logits", source, cell.dataset, 0, s.n_train, ft, f"×{versions} (cached)", versions * ft * s.n_train, [])
                 stages[table].cells.append(cell.id)
                 passes = f"cached ×{versions}"
-        stages[key] = Stage(role, model, cell.dataset, recipe.epochs, s.n_train, f, passes, flops, [cell.id])
+        stages[key] = Stage(role, model, cell.dataset, recipe.epochs, s.n_train, f, passes, flops, [cell.id], cell.precision,
+                            recipe.batch_size, source if per_step and source is not None else "")
 
     for cell in cells:
         spec = suite.spec_of(cell)
@@ -103,7 +124,39 @@ def suite_stages(suite: Suite, cells: list[Cell], shapes: dict[str, Shape]) -> l
     return list(stages.values())
 
 
-def cost_table(stages: list[Stage], tflops: float | None = None) -> str:
+def measured_epoch_seconds(results: list[dict]) -> dict[tuple, float]:
+    """Seconds per epoch of each kind of training (``timing_key``) in finished results: per
+    training, the median over its epochs after the first (which carries warm-up and
+    compilation), or its one epoch; over several trainings of a kind, their median. TAKD
+    assistants record no epoch times and stay untimed."""
+    found: dict[tuple, list[float]] = {}
+
+    def add(key: tuple, history: list[dict] | None) -> None:
+        times = [h["epoch_seconds"] for h in history or () if h.get("epoch_seconds") is not None]
+        if times:
+            found.setdefault(key, []).append(statistics.median(times[1:] or times))
+
+    for r in results:
+        cell, spec = r["cell"], r["suite_spec"]
+        add(timing_key(cell["teacher"], cell["dataset"], cell["precision"], spec["teacher"]["batch_size"], "", ""),
+            r.get("teacher", {}).get("history"))
+        passes, source = "", ""
+        if cell["method"] != "none":
+            versions = replayed_versions(tuple(spec["student"]["augment"]))
+            passes = "every step" if versions is None else f"cached ×{versions}"
+            source = (cell["assistants"] or [cell["teacher"]])[-1]
+        add(timing_key(cell["student"], cell["dataset"], cell["precision"], spec["student"]["batch_size"], passes, source),
+            r.get("student", {}).get("history"))
+    return {k: statistics.median(v) for k, v in found.items()}
+
+
+def measured_seconds(stage: Stage, epoch_seconds: dict[tuple, float]) -> float | None:
+    """The stage's time at its recipe's epochs and the measured seconds per epoch; None if untimed."""
+    per_epoch = epoch_seconds.get(stage.timing_key())
+    return None if per_epoch is None or not stage.epochs else per_epoch * stage.epochs
+
+
+def cost_table(stages: list[Stage], tflops: float | None = None, epoch_seconds: dict[tuple, float] | None = None) -> str:
     from tabulate import tabulate
 
     rows = []
@@ -113,10 +166,15 @@ def cost_table(stages: list[Stage], tflops: float | None = None) -> str:
                flops_text(st.flops), cells]
         if tflops:
             row.append(duration(st.flops / (tflops * 1e12)))
+        if epoch_seconds is not None:
+            per_epoch = epoch_seconds.get(st.timing_key()) if st.epochs else None
+            row += [f"{per_epoch:.3g}" if per_epoch is not None else "—", duration(per_epoch * st.epochs) if per_epoch is not None else "—"]
         rows.append(row)
     headers = ["training", "model", "data", "epochs", "train images", "GFLOP / image (fwd)", "teacher passes", "compute", "for"]
     if tflops:
         headers.append(f"at {tflops:g} TFLOP/s")
+    if epoch_seconds is not None:
+        headers += ["measured s / epoch", "time (all epochs)"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 

@@ -88,3 +88,33 @@ def test_cost_leaves_out_what_a_results_folder_already_holds(tmp_path, capsys):
     last = capsys.readouterr().out.rstrip().splitlines()[-2:]
     assert last[0] == "total: 4.78 TFLOP"
     assert last[1] == f"left to run: 2.39 TFLOP (4 of 8 cells have a current result in {folder})"
+
+
+def test_cost_times_trainings_by_the_epochs_measured_in_earlier_results(tmp_path, capsys):
+    """--timed-by: each training's recipe epochs at the seconds per epoch an earlier result of
+    the same kind of training measured (median after the first epoch); untimed ones say so."""
+    import json
+    import statistics
+
+    from kdbench.cli import main
+
+    name = "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0.json"
+    r = committed_smoke_result(name, tmp_path / "smoke")
+    teacher_epoch = statistics.median([h["epoch_seconds"] for h in r["teacher"]["history"]][1:])
+    student_epoch = statistics.median([h["epoch_seconds"] for h in r["student"]["history"]][1:])
+    assert main(["cost", "suites/smoke.yaml", "--timed-by", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = {tuple(c.strip() for c in line.split("|")[1:3] + line.split("|")[7:8]): line for line in out.splitlines() if line.startswith("| ")}
+    assert f"| {teacher_epoch:.3g} " in rows["teacher", "cnn_medium", ""]
+    assert f"| {student_epoch:.3g} " in rows["student", "cnn_small", "cached ×1"]
+    assert rows["student", "cnn_small", ""].rstrip(" |").endswith("—"), "cnn_small alone: no result of that kind"
+    total = out.rstrip().splitlines()[-1]
+    assert total.endswith("for 2 of 5 trainings (the others are not measured on that device and not in it)"), total
+    # Results from two device classes: the user chooses.
+    other = dict(r, config=dict(r["config"], device_class="cuda-sm90"))
+    (tmp_path / "smoke" / "other.json").write_text(json.dumps(other))
+    assert main(["cost", "suites/smoke.yaml", "--timed-by", str(tmp_path)]) == 2
+    assert "several device classes (cpu, cuda-sm90): choose one with --device-class" in capsys.readouterr().err
+    assert main(["cost", "suites/smoke.yaml", "--timed-by", str(tmp_path), "--device-class", "cpu"]) == 0
+    assert main(["cost", "suites/smoke.yaml", "--timed-by", str(tmp_path / "empty")]) == 2
+    assert "no finished result in" in capsys.readouterr().err
