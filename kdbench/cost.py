@@ -142,9 +142,10 @@ def measured_epoch_seconds(results: list[dict]) -> dict[tuple, float]:
             r.get("teacher", {}).get("history"))
         passes, source = "", ""
         if cell["method"] != "none":
-            versions = replayed_versions(tuple(spec["student"]["augment"]))
+            # Results from before TAKD and augmentation were recorded have neither field.
+            versions = replayed_versions(tuple(spec["student"].get("augment", ())))
             passes = "every step" if versions is None else f"cached ×{versions}"
-            source = (cell["assistants"] or [cell["teacher"]])[-1]
+            source = (cell.get("assistants") or [cell["teacher"]])[-1]
         add(timing_key(cell["student"], cell["dataset"], cell["precision"], spec["student"]["batch_size"], passes, source),
             r.get("student", {}).get("history"))
     return {k: statistics.median(v) for k, v in found.items()}
