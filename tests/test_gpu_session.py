@@ -41,14 +41,14 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     with tarfile.open(out / "gpu-state.tgz") as t:
         names = t.getnames()
     assert f".gpu-state/results/smoke/{CELL}.json" in names and not any(n.endswith((".pt", ".lock")) and "/results/" in n for n in names)
-    assert "finished: determinism bench loop full" in first.stdout
+    assert "finished: determinism bench loop fp8 full" in first.stdout  # fp8: skipped without a GPU, so it ran to its end
 
     shutil.rmtree(work / ".gpu-state")  # landing happens in the session's own checkout
     landed = gpu_session(work, "land", str(out), env=env)
     result = json.loads((work / "reports" / "results" / "smoke" / f"{CELL}.json").read_text())
     assert result["status"] == "ok" and result["config"]["device_class"] == "cpu"
     done = (work / "reports" / "gpu-owed-done.txt").read_text().splitlines()
-    assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "loop", "full"]
+    assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "loop", "fp8", "full"]
     assert "1 ok" in landed.stdout
 
     # A later session: a fresh checkout (no .gpu-state) starts from what was committed; with the
@@ -59,7 +59,7 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     later = gpu_session(work, "owed", "400", env=env)
     assert "== loop: finished in an earlier call" in later.stdout
     assert "[suite] smoke: 1 cells, 1 already done, 0 to run on cpu" in later.stdout
-    assert "finished: determinism bench loop full" in later.stdout
+    assert "finished: determinism bench loop fp8 full" in later.stdout
 
 
 def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):
@@ -67,11 +67,11 @@ def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):
     (work / "tools").mkdir(parents=True)
     shutil.copy(REPO / "tools" / "gpu_session.sh", work / "tools")
     (work / ".gpu-state").mkdir()
-    (work / ".gpu-state" / "done").write_text("determinism\nloop\nfull\n")
+    (work / ".gpu-state" / "done").write_text("determinism\nfp8\nloop\nfull\n")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(tmp_path / "out"),
                KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"), CAP_BENCH="1")
     first = gpu_session(work, "owed", "60", env=env)
-    assert "== bench: cut at 1 s; the next call runs it again" in first.stdout and "finished: determinism loop full" in first.stdout
+    assert "== bench: cut at 1 s; the next call runs it again" in first.stdout and "finished: determinism fp8 loop full" in first.stdout
     second = gpu_session(work, "owed", "60", env=env)
     assert "== bench: cut at 1 s a second time; set aside" in second.stdout
-    assert "finished: determinism loop full bench" in second.stdout
+    assert "finished: determinism fp8 loop full bench" in second.stdout
