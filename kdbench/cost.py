@@ -12,10 +12,10 @@ totals are upper bounds.
 
 FLOPs say little about time where a model is bound by launching its kernels rather than by
 arithmetic: the EfficientNet-B4 teacher of s1 (CIFAR-10, 32 px, fp32) sustained about 0.2
-TFLOP/s on an H200, the ResNet-18 teacher of gpu-cifar10 about 17 on an H100. So a suite is timed by epochs measured on the device that will
-run it (``measured_epoch_seconds``: from the results of an earlier run, a quick profile's one
-epoch per model is enough), each training's time being its recipe's epochs at the measured
-seconds per epoch."""
+TFLOP/s on an H200, the ResNet-18 teacher of gpu-cifar10 about 17 on an H100. So a suite is
+timed by epochs measured on the device that will run it (``measured_epoch_seconds``: from the
+results of an earlier run; a quick profile's one epoch per model is enough), each training's
+time being its recipe's epochs at the measured seconds per epoch."""
 
 from __future__ import annotations
 
@@ -168,8 +168,8 @@ def cost_table(stages: list[Stage], tflops: float | None = None, epoch_seconds: 
         if tflops:
             row.append(duration(st.flops / (tflops * 1e12)))
         if epoch_seconds is not None:
-            per_epoch = epoch_seconds.get(st.timing_key()) if st.epochs else None
-            row += [f"{per_epoch:.3g}" if per_epoch is not None else "—", duration(per_epoch * st.epochs) if per_epoch is not None else "—"]
+            seconds = measured_seconds(st, epoch_seconds)
+            row += ["—", "—"] if seconds is None else [f"{seconds / st.epochs:.3g}", duration(seconds)]
         rows.append(row)
     headers = ["training", "model", "data", "epochs", "train images", "GFLOP / image (fwd)", "teacher passes", "compute", "for"]
     if tflops:
