@@ -127,8 +127,7 @@ def suite_stages(suite: Suite, cells: list[Cell], shapes: dict[str, Shape]) -> l
 def measured_epoch_seconds(results: list[dict]) -> dict[tuple, float]:
     """Seconds per epoch of each kind of training (``timing_key``) in finished results: per
     training, the median over its epochs after the first (which carries warm-up and
-    compilation), or its one epoch; over several trainings of a kind, their median. TAKD
-    assistants record no epoch times and stay untimed."""
+    compilation), or its one epoch; over several trainings of a kind, their median."""
     found: dict[tuple, list[float]] = {}
 
     def add(key: tuple, history: list[dict] | None) -> None:
@@ -140,6 +139,11 @@ def measured_epoch_seconds(results: list[dict]) -> dict[tuple, float]:
         cell, spec = r["cell"], r["suite_spec"]
         add(timing_key(cell["teacher"], cell["dataset"], cell["precision"], spec["teacher"]["batch_size"], "", ""),
             r.get("teacher", {}).get("history"))
+        previous = cell["teacher"]
+        for stage in r.get("teacher", {}).get("chain") or ():  # TAKD assistants: student recipe, the model before every step
+            add(timing_key(stage["model"], cell["dataset"], cell["precision"], spec["student"]["batch_size"], "every step", previous),
+                stage.get("history"))  # results before 2026-11-26 did not record it
+            previous = stage["model"]
         passes, source = "", ""
         if cell["method"] != "none":
             # Results from before TAKD and augmentation were recorded have neither field.

@@ -266,7 +266,8 @@ class Runner:
 
             prev, prev_info = self._cached_model(key, name, "assistant", cell.seed, p, train, spec.student.epochs, policy)
             test_top1 = classification_metrics(predict(prev, p.test, 512, policy, self.device), p.test.y.cpu(), p.data.num_classes, ("top1",))["top1"]
-            stages.append({"model": name, "cache_key": key, "weights_sha256": prev_info["weights_sha256"], "from_cache": prev_info["cached"], "test_top1": test_top1})
+            stages.append({"model": name, "cache_key": key, "weights_sha256": prev_info["weights_sha256"], "from_cache": prev_info["cached"], "test_top1": test_top1,
+                           "history": prev_info["history"]})
         return prev, prev_info, stages
 
     def build(self, name: str, p: Prepared, policy: prec.Policy) -> torch.nn.Module:

@@ -124,3 +124,23 @@ def test_cost_times_trainings_by_the_epochs_measured_in_earlier_results(tmp_path
     older = json.loads(json.dumps(r))
     del older["cell"]["assistants"], older["suite_spec"]["student"]["augment"]
     assert measured_epoch_seconds([older]) == measured_epoch_seconds([r])
+
+
+def test_takd_assistants_are_timed_by_their_recorded_epochs():
+    """A TAKD result's chain records each assistant's epochs; they time the assistant stage,
+    which distils from the model before it every step."""
+    import json
+
+    from kdbench.cost import measured_epoch_seconds, measured_seconds
+
+    text = (REPO / "suites" / "smoke.yaml").read_text().replace(
+        "  teachers: [cnn_medium]\n  students: [cnn_tiny, cnn_small]", "  pairs: [[cnn_medium, cnn_small, cnn_tiny]]")
+    suite = parse_suite(text, "x.yaml", ("matrix.methods=[takd]",))
+    stages = suite_stages(suite, suite.cells(), SMOKE_SHAPE)
+    r = json.loads((REPO / "reports" / "results" / "smoke" / "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0.json").read_text())
+    r["cell"].update(student="cnn_tiny", assistants=["cnn_small"], method="takd")
+    r["teacher"]["chain"] = [{"model": "cnn_small", "history": [{"epoch": e, "epoch_seconds": s} for e, s in enumerate((9.0, 2.0, 4.0), 1)]}]
+    seconds = measured_epoch_seconds([r])
+    assistant = next(st for st in stages if st.role == "assistant")
+    assert measured_seconds(assistant, seconds) == 3.0 * 6  # the median after the first epoch, times 6 epochs
+    assert all(measured_seconds(st, seconds) is not None for st in stages if st.epochs), "teacher, assistant and student all timed"

@@ -35,3 +35,6 @@ def test_every_cell_runs_tiny(suite_path, data_root, tmp_path, capsys):
         res = json.loads(f.read_text())
         assert res["status"] == "ok", res.get("failure")
         assert res["suite_spec"]["split"]["max_per_class"] == 8
+        # Every training a cell needs records its epochs (kdbench cost --timed-by reads them).
+        for stage in res["teacher"]["chain"]:
+            assert [h["epoch"] for h in stage["history"]] == [1], stage["model"]
