@@ -75,3 +75,28 @@ def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):
     second = gpu_session(work, "owed", "60", env=env)
     assert "== bench: cut at 1 s a second time; set aside" in second.stdout
     assert "finished: determinism fp8 loop full bench" in second.stdout
+
+
+def test_profile_then_land_keeps_timings_that_cost_reads(tmp_path, capsys):
+    """The quick profile (one epoch per model) rehearsed on the smoke suite: land keeps its
+    results in reports/quick-profile/, where kdbench cost --timed-by times every training."""
+    from kdbench.cli import main
+
+    work = tmp_path / "repo"
+    (work / "tools").mkdir(parents=True)
+    shutil.copy(REPO / "tools" / "gpu_session.sh", work / "tools")
+    shutil.copytree(REPO / "suites", work / "suites")
+    out = tmp_path / "out"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(out),
+               KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
+               PROFILE_SUITES="suites/smoke.yaml")
+    profiled = gpu_session(work, "profile", env=env)
+    assert "smoke: " in profiled.stdout and "s (ok)" in profiled.stdout and "all: " in profiled.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["profile.txt", "quick.tgz"]
+    with tarfile.open(out / "quick.tgz") as t:
+        assert not any(n.endswith(".pt") for n in t.getnames()), "student weights stay behind"
+    landed = gpu_session(work, "land", str(out), env=env)
+    assert "quick profile: results in reports/quick-profile/" in landed.stdout
+    assert len(list((work / "reports" / "quick-profile" / "smoke").glob("*.json"))) == 4
+    assert main(["cost", str(work / "suites" / "smoke.yaml"), "--timed-by", str(work / "reports" / "quick-profile")]) == 0
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].endswith("for 5 of 5 trainings")

@@ -28,7 +28,8 @@
 #       warm one, walk down the queue; a part cut by its cap runs once more, and is set aside
 #       if cut again, so no part can hold up the queue.
 # Here, after each call (DIR: the call's files_at):
-#   bash tools/gpu_session.sh land DIR  unpacks DIR/gpu-state.tgz into .gpu-state/ (carry it in the
+#   bash tools/gpu_session.sh land DIR  (also after 'profile': keeps its results in reports/quick-profile/)
+#                                       unpacks DIR/gpu-state.tgz into .gpu-state/ (carry it in the
 #                                       next call), writes the queue position to
 #                                       reports/gpu-owed-done.txt (commit it: a later session's
 #                                       owed starts there), copies the finished full-scale results that
@@ -39,7 +40,10 @@
 # The device call itself: run(command="bash tools/gpu_session.sh owed 520", carry=[".data", ".whl",
 # ".gpu-state"], timeout_s=590): the deadline leaves time to pack $OUT before the call's limit.
 # The older single steps stay: setup | determinism | bench | loop | full | profile (the quick
-# profile of every suite: about a whole call on its own).
+# profile of every suite: about a whole call on its own; the data of all suites exceeds one
+# call's 64 MiB, so PROFILE_SUITES="suites/s4-fmnist.yaml" in a second call with gpu-b.tgz).
+# After 'land', `kdbench cost SUITE --timed-by reports/quick-profile` times each suite's full
+# run from the profile's measured epochs.
 #
 # Finished full-scale cells are skipped only while their configuration hash holds: it covers the
 # training code (kdbench.runner.code_fingerprint), so a change to train.py, losses.py,
@@ -204,6 +208,13 @@ case "$step" in
     ;;
   land)
     dir="${2:?usage: bash tools/gpu_session.sh land DIR (files_at of the call)}"
+    if [ -f "$dir/quick.tgz" ]; then  # a quick profile: its results time every suite (kdbench cost --timed-by reports/quick-profile)
+      tmp=$(mktemp -d) && tar xzf "$dir/quick.tgz" -C "$tmp"
+      mkdir -p reports/quick-profile && cp -r "$tmp"/results-quick/. reports/quick-profile/ && rm -rf "$tmp"
+      cp "$dir/profile.txt" "reports/quick-profile/profile-$(date +%Y%m%d).txt"
+      echo "quick profile: results in reports/quick-profile/, wall times in reports/quick-profile/profile-$(date +%Y%m%d).txt"
+    fi
+    if [ ! -f "$dir/gpu-state.tgz" ]; then echo "no gpu-state.tgz in $dir: nothing of 'owed' to land"; exit 0; fi
     rm -rf "$STATE" && tar xzf "$dir/gpu-state.tgz"
     if [ -f "$dir/owed-logs.tgz" ]; then  # unpack the logs and benchmark runs beside the state
       mkdir -p "$STATE/logs" && tar xzf "$dir/owed-logs.tgz" -C "$STATE/logs" && dir="$STATE/logs"
@@ -244,15 +255,20 @@ print(re.sub('[^a-z0-9]+','-',r['gpu'].lower()).strip('-'))" "$dir/bench-loop.js
     if run_full $(( $(now) + ${BUDGET_S:-540} )); then echo "all done"; else echo "not finished: run 'full' again"; fi
     save_state
     ;;
-  profile)
-    for suite in suites/*.yaml; do
+  profile)  # PROFILE_SUITES: which suites (default every one in suites/); one call on its own: carry .data .whl
+    setup
+    start_all=$(now)
+    for suite in ${PROFILE_SUITES:-suites/*.yaml}; do
       start=$(now)
-      python3 -m kdbench run "$suite" --quick --device cuda --results "$OUT/results-quick" > "$OUT/quick-$(basename "$suite" .yaml).log" 2>&1 \
+      # shellcheck disable=SC2086  # EXTRA is a list of arguments
+      python3 -m kdbench run "$suite" --quick --device "$DEVICE" --results "$OUT/results-quick" $EXTRA > "$OUT/quick-$(basename "$suite" .yaml).log" 2>&1 \
         && status=ok || status="exit $?"
       echo "$(basename "$suite" .yaml): $(( $(now) - start )) s ($status)" | tee -a "$OUT/profile.txt"
     done
-    # At most 8 files come back: the results and logs travel as one archive beside profile.txt.
-    (cd "$OUT" && tar czf quick.tgz results-quick quick-*.log && rm -rf results-quick quick-*.log)
+    echo "all: $(( $(now) - start_all )) s on $(python3 -c "import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')")" | tee -a "$OUT/profile.txt"
+    # At most 8 files come back: the results (without student weights, which a ViT-B's alone
+    # would make too large) and logs travel as one archive beside profile.txt.
+    (cd "$OUT" && tar czf quick.tgz --exclude='*.pt' --exclude='*.lock' results-quick quick-*.log && rm -rf results-quick quick-*.log)
     ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac
