@@ -169,6 +169,8 @@ def cmd_cost(args) -> int:
 
     if args.tflops is not None and not 0 < args.tflops < float("inf"):
         raise KDBenchError(f"--tflops is a sustained rate > 0 in TFLOP/s, got {args.tflops}")
+    if args.device_class and not args.timed_by:
+        raise KDBenchError("--device-class chooses which results of --timed-by DIR time the suite: give --timed-by too")
     suite = load_suite(args.suite, _overrides(args))
     cells = select_cells(suite.cells(), args.cells)
     if not cells:

@@ -116,6 +116,8 @@ def test_cost_times_trainings_by_the_epochs_measured_in_earlier_results(tmp_path
     assert main(["cost", "suites/smoke.yaml", "--timed-by", str(tmp_path)]) == 2
     assert "several device classes (cpu, cuda-sm90): choose one with --device-class" in capsys.readouterr().err
     assert main(["cost", "suites/smoke.yaml", "--timed-by", str(tmp_path), "--device-class", "cpu"]) == 0
+    assert main(["cost", "suites/smoke.yaml", "--device-class", "cpu"]) == 2
+    assert "give --timed-by too" in capsys.readouterr().err
     assert main(["cost", "suites/smoke.yaml", "--timed-by", str(tmp_path / "empty")]) == 2
     assert "no finished result in" in capsys.readouterr().err
     # Results written before TAKD and augmentation were recorded (gpu-cifar10's) time alike.
