@@ -242,3 +242,79 @@ def test_kd_train_step(benchmark, precision, deterministic):
     benchmark.extra_info.update(precision=precision, deterministic=deterministic, batch=batch)
     if gpu_ms is not None:
         benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(batch / (gpu_ms / 1e3)))
+
+
+def graphed_train_step(step, model: torch.nn.Module, opt: torch.optim.Optimizer):
+    """``step`` (forward, loss, backward, optimiser step; grads set to None before it) captured
+    in a CUDA graph after three eager warm-up steps (which create the momentum buffers). Before
+    it is timed, two replays are checked against two eager steps from the same weights and
+    momentum. Returns the replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    tensors = [*model.parameters(), *model.buffers(), *(v for st in opt.state.values() for v in st.values() if torch.is_tensor(v))]
+    start = [t.detach().clone() for t in tensors]
+
+    def restore():  # in place: the graph keeps reading and writing these very tensors
+        with torch.no_grad():
+            for t, v in zip(tensors, start, strict=True):
+                t.copy_(v)
+
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        step()
+    for _ in range(2):
+        graph.replay()
+    replayed = [t.detach().clone() for t in tensors]
+    restore()
+    for _ in range(2):
+        step()
+    for a, b in zip(replayed, tensors, strict=True):
+        torch.testing.assert_close(a, b.detach())
+    restore()  # the timed replays start where the eager steps did
+    return graph.replay
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
+def test_kd_train_step_graphed(benchmark, precision):
+    """The KD step of test_kd_train_step (deterministic kernels on) captured in one CUDA graph:
+    how much of the step's time is the host launching its kernels (fp16 is left out: its
+    GradScaler checks for inf on the host)."""
+    if not ON_GPU:
+        pytest.skip("CUDA graphs exist on CUDA only")
+    policy = prec.get_policy(precision, DEVICE)
+    prec.apply_global_flags(policy)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    batch = 256
+    torch.manual_seed(0)
+    teacher = build_model("resnet18_cifar", 3, 10, 32).to(DEVICE).eval()
+    student = build_model("cnn_small", 3, 10, 32).to(DEVICE)
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, 32, 32, device=DEVICE)
+    y = torch.randint(0, 10, (batch,), device=DEVICE)
+    dtype = policy.autocast_dtype
+
+    def step():
+        # cache_enabled=False: autocast's cast-weight cache must not outlive a graph capture
+        with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False):
+            out = student(x)
+            with torch.no_grad():
+                t_out = teacher(x)
+        loss, _ = kd_loss(out, t_out, y, temperature=4.0, ce_weight=0.1, kd_weight=0.9)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    try:
+        replay = graphed_train_step(step, student, opt)
+        gpu_ms = bench_synced(benchmark, replay, warmup=1, gpu_iters=20)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    benchmark.extra_info.update(precision=precision, deterministic=True, batch=batch, graphed=True)
+    benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(batch / (gpu_ms / 1e3)))

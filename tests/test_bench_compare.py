@@ -90,12 +90,16 @@ def test_bench_tables_state_ratios_against_the_same_runs_baseline(tmp_path):
         b("test_train_step_throughput[m-fp32]", 2e-3, model="m", precision="fp32", batch=8),
         b("test_train_step_throughput[m-bf16]", 1e-3, model="m", precision="bf16", batch=8),
         b("test_forward_throughput[m-fp32]", 4e-3, model="m", precision="fp32", batch=8),
+        b("test_kd_train_step[bf16-True]", 5e-3, precision="bf16", deterministic=True, batch=256),
+        b("test_kd_train_step_graphed[bf16]", 1e-3, precision="bf16", deterministic=True, batch=256, graphed=True),
     ]}
     path = tmp_path / "b.json"
     path.write_text(json.dumps(data))
     page = bench_tables(path)
     train = page[page.index("## Training step"):]
     assert "2.00×" in train and "1.00×" in page[page.index("## Inference"):page.index("## Training step")]
+    kd_step = page[page.index("## KD training step"):]
+    assert "| eager      |" in kd_step and "| CUDA graph |" in kd_step and "5.00×" in kd_step, "the graph against the eager deterministic step"
     committed = bench_tables(REPO / "benchmarks" / "cuda-sm90-h100.json")
     assert "## Inference throughput" in committed and "## KD loss, forward + backward" in committed
     assert "12 of 12 rows are bound by the host" in committed, "H100 KD-loss calls of ~0.7 ms against a floor of at most 4 µs"
