@@ -92,7 +92,7 @@ def graphed_kd_step(s, t, y):
             kd_grad(s, t, y)
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=side):  # the warm-up's stream: its library handles exist before capture
         out = kd_grad(s, t, y)
     graph.replay()
     torch.testing.assert_close(out, kd_grad(s, t, y))  # the dtype's default tolerance: reductions may use atomics
@@ -265,7 +265,7 @@ def graphed_train_step(step, model: torch.nn.Module, opt: torch.optim.Optimizer)
 
     graph = torch.cuda.CUDAGraph()
     opt.zero_grad(set_to_none=True)
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=side):  # the warm-up's stream: its library handles exist before capture
         step()
     for _ in range(2):
         graph.replay()
