@@ -10,7 +10,9 @@ import dataclasses
 import datetime as dt
 import fnmatch
 import hashlib
+import io
 import time
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,16 +44,56 @@ _CODE_FILES = ("train.py", "losses.py", "precision.py", "metrics.py", "models", 
 _FP8_CODE_FILES = (*_CODE_FILES, "fp8.py")
 
 
-def code_fingerprint(code_files: tuple[str, ...] = _CODE_FILES) -> str:
-    """sha256 over the source files that decide a result: a change there invalidates cached
-    teachers and finished cells."""
+def code_text(source: str) -> str:
+    """Python source without what Python ignores outside strings: comments, trailing spaces
+    and blank lines. Lines inside a multi-line string are kept whole (they are its content)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return source  # not Python we can read: every byte counts
+    comment_at: dict[int, int] = {}
+    in_string: set[int] = set()
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT:
+            comment_at[tok.start[0]] = tok.start[1]
+        elif tok.start[0] != tok.end[0]:  # only strings span lines (f-string parts on 3.12+ too)
+            in_string.update(range(tok.start[0] + 1, tok.end[0] + 1))
+    kept = []
+    for number, line in enumerate(source.splitlines(), 1):
+        line = line[: comment_at.get(number, len(line))]
+        if number in in_string:
+            kept.append(line)
+        elif line.strip():
+            kept.append(line.rstrip())
+    return "\n".join(kept)
+
+
+def _source_files(code_files: tuple[str, ...]) -> list[Path]:
     root = Path(__file__).parent
     files: list[Path] = []
     for name in code_files:
         p = root / name
         files += sorted(p.glob("*.py")) if p.is_dir() else [p]
+    return files
+
+
+def code_fingerprint(code_files: tuple[str, ...] = _CODE_FILES) -> str:
+    """sha256 over the code of the source files that decide a result: a change there
+    invalidates cached teachers and finished cells; an edit of comments or blank lines alone
+    does not (``code_text``)."""
+    root = Path(__file__).parent
     h = hashlib.sha256()
-    for f in files:
+    for f in _source_files(code_files):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + code_text(f.read_bytes().decode()).encode() + b"\0")
+    return h.hexdigest()
+
+
+def raw_code_fingerprint(code_files: tuple[str, ...] = _CODE_FILES) -> str:
+    """The fingerprint of results made before 2026-11-26: sha256 over the files' raw bytes,
+    comments included. Such a result stays current while the files are byte for byte the same."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for f in _source_files(code_files):
         h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
@@ -111,6 +153,7 @@ class Runner:
         self.data_root, self.data_root_from = resolve_data_root(opts.data_root)
         self.code = code_fingerprint()
         self.code_fp8 = code_fingerprint(_FP8_CODE_FILES)
+        self.raw_code = {"": raw_code_fingerprint(), "fp8": raw_code_fingerprint(_FP8_CODE_FILES)}
         self._prepared: dict[str, Prepared] = {}
         self.stages = StageCache(opts.cache_dir, self.device, self.log)
         self.pretrained = self._check_pretrained()
@@ -164,8 +207,12 @@ class Runner:
         want = self.cell_config(cell)
         if not here:
             want["device_class"] = have.get("device_class", want["device_class"])
-        if spec_hash(want) == result.get("config_hash"):
+        # A result made before comments were left out of the fingerprint holds the raw files'.
+        raw = dict(want, code=self.raw_code["fp8" if cell.precision == "fp8" else ""])
+        if result.get("config_hash") in (spec_hash(want), spec_hash(raw)):
             return []
+        if have.get("code") == raw["code"]:
+            want = raw
         return sorted(k for k in want if have.get(k) != want[k]) or ["config_hash"]
 
     def result_path(self, cell: Cell) -> Path:

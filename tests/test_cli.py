@@ -213,6 +213,44 @@ def test_a_result_is_current_exactly_when_a_rerun_would_keep_it(tmp_path):
     assert not runner.finished(cell) and runner.config_changes(cell, json.loads(path.read_text())) == ["code", "kd"]
 
 
+def test_code_text_drops_what_python_ignores_and_keeps_strings_whole():
+    from kdbench.runner import code_text
+
+    src = 'x = 1  # why\n\n\ndef f():   \n    # a comment line\n    return "#not a comment"\n'
+    assert code_text(src) == 'x = 1\ndef f():\n    return "#not a comment"'
+    doc = 'def g():\n    """Doc.\n\n    More.   \n    """\n    return 2\n'
+    assert code_text(doc) == doc.rstrip("\n"), "a multi-line string keeps its blank lines and spaces"
+    assert code_text(doc.replace("More.", "Less.")) != code_text(doc)
+    assert code_text("y = (1 +\n     2)  # sum\n") == "y = (1 +\n     2)"
+
+
+def test_comment_edits_keep_results_current_code_edits_do_not(tmp_path, monkeypatch):
+    """Editing a comment in the training code leaves finished results current (results from
+    before this rule, which hold the raw files' fingerprint, only while the bytes match)."""
+    import kdbench.runner as runner_module
+    from kdbench.runner import Runner, RunOptions
+    from kdbench.suite import load_suite, spec_hash
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml")
+    cell = suite.cells()[0]
+    before = Runner(suite, RunOptions(results_dir=tmp_path))
+    config = before.cell_config(cell)
+    current = {"status": "ok", "config": config, "config_hash": spec_hash(config)}
+    raw = dict(config, code=before.raw_code[""])
+    older = {"status": "ok", "config": raw, "config_hash": spec_hash(raw)}
+    assert before.config_changes(cell, current) == [] and before.config_changes(cell, older) == []
+    real_read_bytes = runner_module.Path.read_bytes
+
+    def edited(extra: bytes):
+        monkeypatch.setattr(runner_module.Path, "read_bytes", lambda self: real_read_bytes(self) + (extra if self.name == "train.py" else b""))
+        return Runner(suite, RunOptions(results_dir=tmp_path))
+
+    commented = edited(b"\n# a note on the loop\n")
+    assert commented.config_changes(cell, current) == [], "a comment is not training code"
+    assert commented.config_changes(cell, older) == ["code"], "the raw bytes changed"
+    assert edited(b"\nEDITED = 1\n").config_changes(cell, current) == ["code"]
+
+
 def test_fp8_cells_alone_are_keyed_to_the_fp8_training_code(tmp_path, monkeypatch):
     """fp8 training runs through kdbench/fp8.py: an edit there re-runs fp8 cells and keeps the others."""
     import kdbench.runner as runner_module
@@ -224,7 +262,7 @@ def test_fp8_cells_alone_are_keyed_to_the_fp8_training_code(tmp_path, monkeypatc
     before = Runner(suite, RunOptions(results_dir=tmp_path))
     real_read_bytes = runner_module.Path.read_bytes
     monkeypatch.setattr(runner_module.Path, "read_bytes",
-                        lambda self: real_read_bytes(self) + (b"# edited" if self.name == "fp8.py" else b""))
+                        lambda self: real_read_bytes(self) + (b"\nEDITED = 1\n" if self.name == "fp8.py" else b""))
     after = Runner(suite, RunOptions(results_dir=tmp_path))
     assert after.cell_config(fp32) == before.cell_config(fp32)
     assert after.cell_config(fp8)["code"] != before.cell_config(fp8)["code"]
