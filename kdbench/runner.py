@@ -53,10 +53,20 @@ def code_text(source: str) -> str:
         return source  # not Python we can read: every byte counts
     comment_at: dict[int, int] = {}
     in_string: set[int] = set()
+    # Python ≥ 3.12 splits an f-string (≥ 3.14 a t-string) into tokens; older ones read it as
+    # one string token. Protect its lines as a whole either way, so the fingerprint is the same
+    # on every Python.
+    starts = {getattr(tokenize, n) for n in ("FSTRING_START", "TSTRING_START") if hasattr(tokenize, n)}
+    ends = {getattr(tokenize, n) for n in ("FSTRING_END", "TSTRING_END") if hasattr(tokenize, n)}
+    open_fstrings: list[int] = []
     for tok in tokens:
-        if tok.type == tokenize.COMMENT:
+        if tok.type == tokenize.COMMENT and not open_fstrings:
             comment_at[tok.start[0]] = tok.start[1]
-        elif tok.start[0] != tok.end[0]:  # only strings span lines (f-string parts on 3.12+ too)
+        elif tok.type in starts:
+            open_fstrings.append(tok.start[0])
+        elif tok.type in ends:
+            in_string.update(range(open_fstrings.pop() + 1, tok.end[0] + 1))
+        elif tok.start[0] != tok.end[0]:  # a string token over several lines
             in_string.update(range(tok.start[0] + 1, tok.end[0] + 1))
     kept = []
     for number, line in enumerate(source.splitlines(), 1):
