@@ -9,10 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
-import hashlib
-import io
 import time
-import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +22,7 @@ from .data.base import default_cache_dir, resolve_data_root, restrict_classes
 from .data.stream import FileImages, default_workers, not_streamable
 from .determinism import configure_determinism, device_class, environment
 from .errors import DataError, KDBenchError, TrainingFault
+from .fingerprint import FP8_CODE_FILES, code_fingerprint, raw_code_fingerprint
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
 from .latency import single_image_latency
@@ -37,75 +35,6 @@ from .train import CHECKPOINT_EVERY_S, DeviceData, fit, normalisation_stats, pre
 
 Log = Callable[[str], None]
 SCHEMA = 1
-_CODE_FILES = ("train.py", "losses.py", "precision.py", "metrics.py", "models", "data/split.py")
-# fp8 training runs through fp8.py too, so it is part of the fingerprint of fp8 cells. Other
-# cells only take their (simulated) fp8 evaluation from it, an extra figure beside their own;
-# re-running every finished cell for a change there would cost more than it protects.
-_FP8_CODE_FILES = (*_CODE_FILES, "fp8.py")
-
-
-def code_text(source: str) -> str:
-    """Python source without what Python ignores outside strings: comments, trailing spaces
-    and blank lines. Lines inside a multi-line string are kept whole (they are its content)."""
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, SyntaxError):
-        return source  # not Python we can read: every byte counts
-    comment_at: dict[int, int] = {}
-    in_string: set[int] = set()
-    # Python ≥ 3.12 splits an f-string (≥ 3.14 a t-string) into tokens; older ones read it as
-    # one string token. Protect its lines as a whole either way, so the fingerprint is the same
-    # on every Python.
-    starts = {getattr(tokenize, n) for n in ("FSTRING_START", "TSTRING_START") if hasattr(tokenize, n)}
-    ends = {getattr(tokenize, n) for n in ("FSTRING_END", "TSTRING_END") if hasattr(tokenize, n)}
-    open_fstrings: list[int] = []
-    for tok in tokens:
-        if tok.type == tokenize.COMMENT and not open_fstrings:
-            comment_at[tok.start[0]] = tok.start[1]
-        elif tok.type in starts:
-            open_fstrings.append(tok.start[0])
-        elif tok.type in ends:
-            in_string.update(range(open_fstrings.pop() + 1, tok.end[0] + 1))
-        elif tok.start[0] != tok.end[0]:  # a string token over several lines
-            in_string.update(range(tok.start[0] + 1, tok.end[0] + 1))
-    kept = []
-    for number, line in enumerate(source.splitlines(), 1):
-        line = line[: comment_at.get(number, len(line))]
-        if number in in_string:
-            kept.append(line)
-        elif line.strip():
-            kept.append(line.rstrip())
-    return "\n".join(kept)
-
-
-def _source_files(code_files: tuple[str, ...]) -> list[Path]:
-    root = Path(__file__).parent
-    files: list[Path] = []
-    for name in code_files:
-        p = root / name
-        files += sorted(p.glob("*.py")) if p.is_dir() else [p]
-    return files
-
-
-def code_fingerprint(code_files: tuple[str, ...] = _CODE_FILES) -> str:
-    """sha256 over the code of the source files that decide a result: a change there
-    invalidates cached teachers and finished cells; an edit of comments or blank lines alone
-    does not (``code_text``)."""
-    root = Path(__file__).parent
-    h = hashlib.sha256()
-    for f in _source_files(code_files):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + code_text(f.read_bytes().decode()).encode() + b"\0")
-    return h.hexdigest()
-
-
-def raw_code_fingerprint(code_files: tuple[str, ...] = _CODE_FILES) -> str:
-    """The fingerprint of results made before 2026-11-26: sha256 over the files' raw bytes,
-    comments included. Such a result stays current while the files are byte for byte the same."""
-    root = Path(__file__).parent
-    h = hashlib.sha256()
-    for f in _source_files(code_files):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 @dataclass
@@ -162,8 +91,8 @@ class Runner:
         self.device_class = device_class(opts.device)
         self.data_root, self.data_root_from = resolve_data_root(opts.data_root)
         self.code = code_fingerprint()
-        self.code_fp8 = code_fingerprint(_FP8_CODE_FILES)
-        self.raw_code = {"": raw_code_fingerprint(), "fp8": raw_code_fingerprint(_FP8_CODE_FILES)}
+        self.code_fp8 = code_fingerprint(FP8_CODE_FILES)
+        self.raw_code = {"": raw_code_fingerprint(), "fp8": raw_code_fingerprint(FP8_CODE_FILES)}
         self._prepared: dict[str, Prepared] = {}
         self.stages = StageCache(opts.cache_dir, self.device, self.log)
         self.pretrained = self._check_pretrained()

@@ -79,7 +79,7 @@ def committed_smoke_result(name: str, folder: Path, **config) -> dict:
     replaced (e.g. code="0" * 64 for a result of older code) and its config_hash to match."""
     import json
 
-    from kdbench.runner import code_fingerprint
+    from kdbench.fingerprint import code_fingerprint
     from kdbench.suite import spec_hash
 
     r = json.loads((REPO / "reports" / "results" / "smoke" / name).read_text())

@@ -214,7 +214,7 @@ def test_a_result_is_current_exactly_when_a_rerun_would_keep_it(tmp_path):
 
 
 def test_code_text_drops_what_python_ignores_and_keeps_strings_whole():
-    from kdbench.runner import code_text
+    from kdbench.fingerprint import code_text
 
     src = 'x = 1  # why\n\n\ndef f():   \n    # a comment line\n    return "#not a comment"\n'
     assert code_text(src) == 'x = 1\ndef f():\n    return "#not a comment"'
@@ -231,7 +231,7 @@ def test_code_text_drops_what_python_ignores_and_keeps_strings_whole():
 def test_comment_edits_keep_results_current_code_edits_do_not(tmp_path, monkeypatch):
     """Editing a comment in the training code leaves finished results current (results from
     before this rule, which hold the raw files' fingerprint, only while the bytes match)."""
-    import kdbench.runner as runner_module
+    import kdbench.fingerprint as fingerprint_module
     from kdbench.runner import Runner, RunOptions
     from kdbench.suite import load_suite, spec_hash
 
@@ -243,10 +243,10 @@ def test_comment_edits_keep_results_current_code_edits_do_not(tmp_path, monkeypa
     raw = dict(config, code=before.raw_code[""])
     older = {"status": "ok", "config": raw, "config_hash": spec_hash(raw)}
     assert before.config_changes(cell, current) == [] and before.config_changes(cell, older) == []
-    real_read_bytes = runner_module.Path.read_bytes
+    real_read_bytes = fingerprint_module.Path.read_bytes
 
     def edited(extra: bytes):
-        monkeypatch.setattr(runner_module.Path, "read_bytes", lambda self: real_read_bytes(self) + (extra if self.name == "train.py" else b""))
+        monkeypatch.setattr(fingerprint_module.Path, "read_bytes", lambda self: real_read_bytes(self) + (extra if self.name == "train.py" else b""))
         return Runner(suite, RunOptions(results_dir=tmp_path))
 
     commented = edited(b"\n# a note on the loop\n")
@@ -257,15 +257,15 @@ def test_comment_edits_keep_results_current_code_edits_do_not(tmp_path, monkeypa
 
 def test_fp8_cells_alone_are_keyed_to_the_fp8_training_code(tmp_path, monkeypatch):
     """fp8 training runs through kdbench/fp8.py: an edit there re-runs fp8 cells and keeps the others."""
-    import kdbench.runner as runner_module
+    import kdbench.fingerprint as fingerprint_module
     from kdbench.runner import Runner, RunOptions
     from kdbench.suite import load_suite
 
     suite = load_suite(REPO / "suites" / "smoke.yaml", ("matrix.precisions=[fp32, fp8]",))
     fp32, fp8 = (next(c for c in suite.cells() if c.precision == p) for p in ("fp32", "fp8"))
     before = Runner(suite, RunOptions(results_dir=tmp_path))
-    real_read_bytes = runner_module.Path.read_bytes
-    monkeypatch.setattr(runner_module.Path, "read_bytes",
+    real_read_bytes = fingerprint_module.Path.read_bytes
+    monkeypatch.setattr(fingerprint_module.Path, "read_bytes",
                         lambda self: real_read_bytes(self) + (b"\nEDITED = 1\n" if self.name == "fp8.py" else b""))
     after = Runner(suite, RunOptions(results_dir=tmp_path))
     assert after.cell_config(fp32) == before.cell_config(fp32)

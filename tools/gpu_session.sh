@@ -46,7 +46,7 @@
 # run from the profile's measured epochs.
 #
 # Finished full-scale cells are skipped only while their configuration hash holds: it covers the
-# training code (kdbench.runner.code_fingerprint), so a change to the code (not the comments)
+# training code (kdbench.fingerprint.code_fingerprint), so a change to the code (not the comments)
 # of train.py, losses.py, precision.py, metrics.py, models/ or data/split.py between calls
 # re-runs them and makes the checkpoints unusable (they are then reported and removed, never
 # misused).
