@@ -203,6 +203,24 @@ def test_train_step_throughput(benchmark, name, precision):
         benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(TRAIN_BATCH / (gpu_ms / 1e3)))
 
 
+def kd_step_setup(precision: str, deterministic: bool, batch: int):
+    """The KD-step benchmarks' cell: precision flags and deterministic kernels set (the caller
+    turns determinism off again), a resnet18_cifar teacher (eval) and a cnn_small student with
+    SGD, one batch of data already on the device."""
+    policy = prec.get_policy(precision, DEVICE)
+    prec.apply_global_flags(policy)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = False
+    torch.manual_seed(0)
+    teacher = build_model("resnet18_cifar", 3, 10, 32).to(DEVICE).eval()
+    student = build_model("cnn_small", 3, 10, 32).to(DEVICE)
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, 32, 32, device=DEVICE)
+    y = torch.randint(0, 10, (batch,), device=DEVICE)
+    return policy, teacher, student, opt, x, y
+
+
 @pytest.mark.parametrize("deterministic", [True, False])
 @pytest.mark.parametrize("precision", FWD_PRECISIONS)
 def test_kd_train_step(benchmark, precision, deterministic):
@@ -210,19 +228,9 @@ def test_kd_train_step(benchmark, precision, deterministic):
     already on the device; deterministic kernels on and off, to state their cost."""
     if not ON_GPU and not deterministic:
         pytest.skip("the deterministic/non-deterministic comparison is about CUDA kernels")
-    policy = prec.get_policy(precision, DEVICE)
-    prec.apply_global_flags(policy)
-    torch.use_deterministic_algorithms(deterministic)
-    torch.backends.cudnn.deterministic = deterministic
-    torch.backends.cudnn.benchmark = False
     batch = 256 if ON_GPU else 16
-    torch.manual_seed(0)
-    teacher = build_model("resnet18_cifar", 3, 10, 32).to(DEVICE).eval()
-    student = build_model("cnn_small", 3, 10, 32).to(DEVICE)
-    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
+    policy, teacher, student, opt, x, y = kd_step_setup(precision, deterministic, batch)
     scaler = prec.grad_scaler(policy, DEVICE)
-    x = torch.randn(batch, 3, 32, 32, device=DEVICE)
-    y = torch.randint(0, 10, (batch,), device=DEVICE)
 
     def step():
         with prec.autocast(policy, DEVICE):
@@ -286,18 +294,8 @@ def test_kd_train_step_graphed(benchmark, precision):
     GradScaler checks for inf on the host)."""
     if not ON_GPU:
         pytest.skip("CUDA graphs exist on CUDA only")
-    policy = prec.get_policy(precision, DEVICE)
-    prec.apply_global_flags(policy)
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
     batch = 256
-    torch.manual_seed(0)
-    teacher = build_model("resnet18_cifar", 3, 10, 32).to(DEVICE).eval()
-    student = build_model("cnn_small", 3, 10, 32).to(DEVICE)
-    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, 32, 32, device=DEVICE)
-    y = torch.randint(0, 10, (batch,), device=DEVICE)
+    policy, teacher, student, opt, x, y = kd_step_setup(precision, True, batch)
     dtype = policy.autocast_dtype
 
     def step():
