@@ -186,7 +186,7 @@ def cmd_cost(args) -> int:
     total = sum(s.flops for s in stages)
     # Cells whose current result is already in --results need none of their trainings again.
     finished = {cid for cid, (_, changed) in runner.ok_results(cells).items() if not changed}
-    left = sum(s.flops for s in stages if any(cid not in finished for cid in s.cells))
+    todo = [s for s in stages if any(cid not in finished for cid in s.cells)]
     epoch_seconds = None
     if args.timed_by:
         timed_folder = Path(args.timed_by) / suite.name
@@ -215,8 +215,7 @@ def cmd_cost(args) -> int:
 
     print(f"total: {flops_text(total)}{at(stages)}")
     if finished:
-        todo = [s for s in stages if any(cid not in finished for cid in s.cells)]
-        print(f"left to run: {flops_text(left)}{at(todo)} ({len(finished)} of {len(cells)} cells have a current result in {runner.result_path(cells[0]).parent})")
+        print(f"left to run: {flops_text(sum(s.flops for s in todo))}{at(todo)} ({len(finished)} of {len(cells)} cells have a current result in {runner.result_path(cells[0]).parent})")
     return 0
 
 
