@@ -31,12 +31,32 @@ def _shown(v) -> str:
     return head[:16] + dirty if len(head) >= 40 and all(c in "0123456789abcdef" for c in head) else v
 
 
+def _code_fingerprints(a: dict[str, dict], b: dict[str, dict]) -> tuple[str, tuple[str, ...]]:
+    """Which code fingerprint compares like with like. Results made before 2026-11-26 hold only
+    the raw-bytes one (under "code"); later ones hold "code" without comments and "code_raw".
+    Where both folders are new-style, "code" (a comment edit is no change); otherwise the raw
+    bytes of every result, so a comment edit shows, but the same code never shows as a change."""
+    everything = [*a.values(), *b.values()]
+    if all("code_raw" in r.get("fingerprints", {}) for r in everything):
+        return "training code", ("fingerprints", "code")
+    return "training code (raw bytes)", ("fingerprints", "code_raw", "code")
+
+
+def _get_code(res: dict, path: tuple[str, ...]):
+    fp = res.get(path[0], {})
+    return next((fp[k] for k in path[1:] if k in fp), None)
+
+
 def provenance_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
     """'torch: 2.11.0 → 2.14.1' lines for every provenance field whose values differ."""
     lines = []
     for label, path in _PROVENANCE.items():
-        va = sorted({_shown(_get(r, path)) for r in a.values()})
-        vb = sorted({_shown(_get(r, path)) for r in b.values()})
+        get = _get
+        if path == _PROVENANCE["training code"]:
+            label, path = _code_fingerprints(a, b)
+            get = _get_code
+        va = sorted({_shown(get(r, path)) for r in a.values()})
+        vb = sorted({_shown(get(r, path)) for r in b.values()})
         if va != vb:
             lines.append(f"{label}: {', '.join(va)} → {', '.join(vb)}")
     return lines

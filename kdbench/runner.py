@@ -366,7 +366,10 @@ class Runner:
             "schema": SCHEMA, "suite": self.suite.name, "suite_file": self.suite.source, "cell_id": cell.id,
             "cell": config["cell"], "config_hash": spec_hash(config), "config": config,
             "suite_spec": dataclasses.asdict(spec),
-            "fingerprints": {"dataset": p.data.fingerprint, "split": p.split.fingerprint, "code": self.code_of(cell)},
+            # code_raw (the raw bytes, comments included) lets `kdbench diff` compare this result
+            # with ones made before comments were left out of "code".
+            "fingerprints": {"dataset": p.data.fingerprint, "split": p.split.fingerprint, "code": self.code_of(cell),
+                             "code_raw": self.raw_code["fp8" if cell.precision == "fp8" else ""]},
             "data": {"name": p.data.name, "location": p.data.location, "root_chosen_by": self.data_root_from, "notes": p.data.notes,
                      "skipped_files": len(p.data.skipped_files), "skipped_examples": p.data.skipped_files[:10],
                      "n_train": len(p.train), "n_val": len(p.val), "n_test": len(p.test)},

@@ -59,7 +59,7 @@ def test_run_resumes_and_reports(tmp_path):
     assert "2 already done, 0 to run" in second.stdout
     assert {f.name: f.read_bytes() for f in files} == before
     res = json.loads(files[0].read_text())
-    for key in ("dataset", "split", "code"):
+    for key in ("dataset", "split", "code", "code_raw"):
         assert len(res["fingerprints"][key]) == 64
     assert res["environment"]["torch"] and res["statistic"].startswith("weights of the last epoch")
     # A changed recipe is a different configuration: the cell is redone, not reused.

@@ -195,7 +195,26 @@ def test_diff_names_the_processor_when_cpu_runs_differ():
         "CPU: AMD EPYC 9B14 → Intel(R) Xeon(R) Processor", "CPU kernels: AVX2 → AVX512"]
     older = {"x": {"environment": {"torch": "2.14.1", "torch_threads": 2}, "fingerprints": {"code": "c" * 64}}}
     assert provenance_changes(older, a)[0] == "CPU: not recorded → AMD EPYC 9B14"
-    assert provenance_changes(a, {"x": dict(a["x"], fingerprints={"code": "d" * 64})}) == [f"training code: {'c' * 16} → {'d' * 16}"]
+    assert provenance_changes(a, {"x": dict(a["x"], fingerprints={"code": "d" * 64})}) == [f"training code (raw bytes): {'c' * 16} → {'d' * 16}"]
+
+
+def test_diff_compares_code_fingerprints_of_the_same_kind():
+    """Results made before comments were left out of the code fingerprint hold only the raw-bytes
+    one under "code"; newer ones hold both. diff compares like with like: the same code never
+    shows as a change, a comment edit shows only where an old result forces raw bytes."""
+    from kdbench.diff import provenance_changes
+
+    def res(**fp):
+        return {"environment": {"torch": "2.14.1"}, "fingerprints": fp}
+
+    old = {"x": res(code="a" * 64)}
+    new = {"x": res(code="b" * 64, code_raw="a" * 64)}
+    assert provenance_changes(old, new) == [], "same bytes, fingerprinted two ways: no change"
+    comment_edit = {"x": res(code="b" * 64, code_raw="c" * 64)}
+    assert provenance_changes(new, comment_edit) == [], "a comment is not training code"
+    assert provenance_changes(old, comment_edit) == [f"training code (raw bytes): {'a' * 16} → {'c' * 16}"]
+    code_edit = {"x": res(code="d" * 64, code_raw="e" * 64)}
+    assert provenance_changes(new, code_edit) == [f"training code: {'b' * 16} → {'d' * 16}"]
 
 
 def test_page_without_results_says_so_and_lists_the_published_figures():
