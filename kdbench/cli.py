@@ -1,4 +1,5 @@
-"""Command line: kdbench run | list | report | golden update | golden check."""
+"""Command line: kdbench run | list | cost | report | predict | diff | golden update | golden check;
+the bench-* commands live in cli_bench.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from .cli_bench import add_bench_commands, table_then_problems
 from .errors import KDBenchError
 
 REPORTS_DIR = Path("reports")
@@ -135,35 +137,8 @@ def stale_results(suite, results_dir: Path, results: dict[str, dict]) -> dict[st
     return {cid: parts for cid, (_, parts) in found.items() if parts and cid in results}
 
 
-def timing_results(folder: Path, device_class: str | None) -> tuple[list[dict], str]:
-    """The finished results in a suite's results folder that time its trainings, all from one
-    device class (the one asked for, or the only one there), and that class."""
-    from .io import read_json
-
-    results = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            r = read_json(path)
-        except (OSError, ValueError):
-            continue
-        if r.get("status") == "ok" and isinstance(r.get("config"), dict):
-            results.append(r)
-    classes = sorted({r["config"].get("device_class", "?") for r in results})
-    if not results:
-        raise KDBenchError(f"--timed-by: no finished result in {folder} to take epoch times from "
-                           "(run the suite there first; a quick profile, --quick, times one epoch of every model)")
-    if device_class is None:
-        if len(classes) > 1:
-            raise KDBenchError(f"--timed-by: {folder} holds results of several device classes ({', '.join(classes)}): choose one with --device-class")
-        device_class = classes[0]
-    chosen = [r for r in results if r["config"].get("device_class") == device_class]
-    if not chosen:
-        raise KDBenchError(f"--timed-by: no result of device class {device_class} in {folder} (there: {', '.join(classes)})")
-    return chosen, device_class
-
-
 def cmd_cost(args) -> int:
-    from .cost import Shape, cost_table, duration, flops_text, measured_epoch_seconds, measured_seconds, suite_stages
+    from .cost import Shape, cost_table, duration, flops_text, measured_epoch_seconds, measured_seconds, suite_stages, timing_results
     from .runner import Runner, select_cells
     from .suite import load_suite
 
@@ -303,15 +278,6 @@ def cmd_golden_check(args) -> int:
     return 1 if problems else 0
 
 
-def _table_then_problems(table: str, problems: list[str], what: str) -> int:
-    """Print the table, then the problems on stderr; exit status 1 when there are any."""
-    print(table)
-    if problems:
-        print(f"\n{len(problems)} {what}:\n  " + "\n  ".join(problems), file=sys.stderr)
-        return 1
-    return 0
-
-
 def cmd_diff(args) -> int:
     from .diff import diff_results, provenance_changes
     from .golden import load_golden
@@ -331,69 +297,7 @@ def cmd_diff(args) -> int:
           + (f"golden/{suite.name}/{device_class}.json" if golden else f"no golden file for {device_class}"))
     print("differs in: " + ("; ".join(changes) if changes else "nothing recorded (same torch, GPU, code, data)") + "\n")
     table, moved = diff_results({k: a[k] for k in common}, {k: b[k] for k in common}, golden, args.metric)
-    return _table_then_problems(table, moved, "metric(s) moved beyond their golden tolerance")
-
-
-def cmd_bench_report(args) -> int:
-    from .bench_report import bench_tables
-    from .io import atomic_write_bytes
-
-    page = bench_tables(Path(args.json))
-    out = Path(args.out) if args.out else Path(args.json).with_suffix(".md")
-    atomic_write_bytes(out, page.encode())
-    print(page)
-    print(f"written to {out}", file=sys.stderr)
-    return 0
-
-
-def cmd_bench_compare(args) -> int:
-    import json
-
-    from .bench_compare import compare, machine_of, threshold_for
-
-    new = Path(args.new)
-    if args.baseline:
-        baseline = Path(args.baseline)
-    else:  # the saved baseline measured on this machine, if there is one
-        try:
-            here = machine_of(json.loads(new.read_text()))
-        except (OSError, ValueError) as e:
-            raise KDBenchError(f"{new}: not a pytest-benchmark JSON file ({e})") from None
-        saved = {p: json.loads(p.read_text()) for p in sorted(Path(args.baseline_dir).glob("*.json"))}
-        matches = [p for p, data in saved.items() if machine_of(data) == here]
-        if not matches:
-            print(f"no saved baseline in {args.baseline_dir}/ was measured on this machine ({here}); nothing to compare. "
-                  f"To make {new} the baseline: copy it into {args.baseline_dir}/, measure the noise with kdbench bench-noise "
-                  f"and record the threshold in {args.baseline_dir}/thresholds.json.")
-            return 0
-        # Several baselines of this machine (a full run, a KD-only subset): the one sharing the
-        # most benchmarks with the new run, the newest name on a tie.
-        ran = {b["fullname"] for b in json.loads(new.read_text()).get("benchmarks", [])}
-        baseline = max(matches, key=lambda p: (len(ran & {b["fullname"] for b in saved[p].get("benchmarks", [])}), p.name))
-    if args.threshold is not None:
-        threshold, reason, families = args.threshold, "given with --threshold", {}
-    else:
-        threshold, reason, families = threshold_for(baseline, Path(args.baseline_dir) / "thresholds.json")
-    table, regressions = compare(baseline, new, threshold, families)
-    per_family = f"; per family: {', '.join(f'{f} {100 * t:.0f} %' for f, t in families.items())}" if families else ""
-    print(f"{new} against {baseline}; threshold {100 * threshold:.0f} %{per_family} ({reason})\n")
-    return _table_then_problems(table, regressions, "regression(s)")
-
-
-def cmd_bench_noise(args) -> int:
-    from .bench_compare import noise
-
-    n = noise([Path(p) for p in args.runs])
-    print(f"{n['runs']} runs of {n['benchmarks']} benchmarks on {n['machine']}: largest/smallest median - 1 per benchmark: "
-          f"median {100 * n['median_spread']:.1f} %, 95th percentile {100 * n['p95_spread']:.1f} %, max {100 * n['max_spread']:.1f} %")
-    for f, spread in n["family_max_spread"].items():
-        print(f"  {f}: max {100 * spread:.1f} %")
-    if args.save:
-        from .bench_compare import save_baseline
-
-        target, threshold, _ = save_baseline([Path(p) for p in args.runs], args.save, Path(args.baseline_dir), args.command or "")
-        print(f"saved {args.runs[0]} as {target}, threshold {100 * threshold:.0f} % in {Path(args.baseline_dir) / 'thresholds.json'}")
-    return 0
+    return table_then_problems(table, moved, "metric(s) moved beyond their golden tolerance")
 
 
 def cmd_predict(args) -> int:
@@ -451,22 +355,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="test_top1", help="metrics whose name starts with this (default: test_top1)")
     p.add_argument("--device-class", help="golden file to take tolerances from (default: A's device class)")
     p.set_defaults(fn=cmd_diff)
-    p = sub.add_parser("bench-report", help="Markdown tables from a pytest-benchmark JSON file")
-    p.add_argument("json")
-    p.add_argument("--out", help="output file (default: the JSON's name with .md)")
-    p.set_defaults(fn=cmd_bench_report)
-    p = sub.add_parser("bench-compare", help="compare a pytest-benchmark run with the saved baseline (exit 1 on a regression)")
-    p.add_argument("new", help="pytest-benchmark JSON of the new run")
-    p.add_argument("--baseline", help="baseline JSON (default: the one in --baseline-dir measured on the same machine)")
-    p.add_argument("--baseline-dir", default="benchmarks")
-    p.add_argument("--threshold", type=float, help="allowed slowdown as a fraction (default: from BASELINE_DIR/thresholds.json)")
-    p.set_defaults(fn=cmd_bench_compare)
-    p = sub.add_parser("bench-noise", help="run-to-run spread of repeated benchmark runs (sets a baseline's threshold)")
-    p.add_argument("runs", nargs="+", help="pytest-benchmark JSON files of the same code on the same machine")
-    p.add_argument("--save", metavar="NAME", help="save the first run as the baseline BASELINE_DIR/NAME.json with the threshold this noise sets")
-    p.add_argument("--baseline-dir", default="benchmarks")
-    p.add_argument("--command", help="with --save: the command that made the runs, recorded with the threshold")
-    p.set_defaults(fn=cmd_bench_noise)
+    add_bench_commands(sub)
     g = sub.add_parser("golden", help="golden values").add_subparsers(dest="golden_command", required=True)
     p = g.add_parser("update", help="run the suite over several seeds and rewrite its golden file (prints a diff)")
     _suite_args(p)

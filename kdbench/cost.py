@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 
+from .errors import KDBenchError
+from .io import read_json
 from .models import build_model, count_flops
 from .suite import Cell, Suite, spec_hash
 
@@ -197,3 +200,28 @@ def duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def timing_results(folder: Path, device_class: str | None) -> tuple[list[dict], str]:
+    """The finished results in a suite's results folder that time its trainings, all from one
+    device class (the one asked for, or the only one there), and that class."""
+    results = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            r = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if r.get("status") == "ok" and isinstance(r.get("config"), dict):
+            results.append(r)
+    classes = sorted({r["config"].get("device_class", "?") for r in results})
+    if not results:
+        raise KDBenchError(f"--timed-by: no finished result in {folder} to take epoch times from "
+                           "(run the suite there first; a quick profile, --quick, times one epoch of every model)")
+    if device_class is None:
+        if len(classes) > 1:
+            raise KDBenchError(f"--timed-by: {folder} holds results of several device classes ({', '.join(classes)}): choose one with --device-class")
+        device_class = classes[0]
+    chosen = [r for r in results if r["config"].get("device_class") == device_class]
+    if not chosen:
+        raise KDBenchError(f"--timed-by: no result of device class {device_class} in {folder} (there: {', '.join(classes)})")
+    return chosen, device_class
