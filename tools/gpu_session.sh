@@ -64,7 +64,9 @@ STATE_MAX_BYTES=$(( 15 * 1024 * 1024 ))    # one file back from $OUT is at most 
 # One full-scale cell per suite, cheapest first by `kdbench cost SUITE --cells GLOB` (training
 # FLOPs, upper bounds): s1 181 TFLOP, s3 1.24 PFLOP, s5 2.09 PFLOP, s4 862 TFLOP (its data travels
 # in the other pack, so it comes after the gpu-a suites), canonical resnet56→resnet20 13.9 PFLOP
-# (the cheapest canonical pair; vgg13→vgg8 is 24.8), s2 14.3 PFLOP. The H100 sustained about
+# (the cheapest canonical pair; vgg13→vgg8 is 24.8), s2 14.3 PFLOP. s1's StudentNetLight alone
+# (175 TFLOP, about 4 minutes on the H200: its teacher is trained again, the cache stays on the
+# machine) comes after s5: beside the KD cell it gives S1's KD gain. The H100 sustained about
 # 6 TFLOP/s over the gpu-cifar10 suite (4.14 PFLOP in 729 s of cells), ~17 for its ResNet-18
 # teacher at true fp32: minutes for the first four, 14–42 minutes each for the last two, more
 # than one session's budget (see above for what resumes where).
@@ -72,6 +74,7 @@ FULL_CELLS=(
   "s1-cifar10:*__student_light__fp32__kd__*"
   "s3-cifar10:*__timm-resnet50__timm-resnet18__bf16__kd__*"
   "s5-imagenette:*__kd__*"
+  "s1-cifar10:*__student_light__fp32__none__*"
   "s4-fmnist:*__rescnn_b4__fp32__kd__*"
   "canonical-cifar:*__resnet56__resnet20__bf16__kd__*"
   "s2-cifar10:*__kd__*"
