@@ -104,7 +104,7 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
 
     from .golden import load_golden
     from .report import suite_page
-    from .runner import load_results
+    from .results import load_results
 
     results = {k: v for k, v in load_results(suite, results_dir).items() if v["environment"]["device_class"] == device_class}
     figures: dict[str, str] = {}
@@ -139,8 +139,8 @@ def stale_results(suite, results_dir: Path, results: dict[str, dict]) -> dict[st
 
 def cmd_cost(args) -> int:
     from .cost import Shape, cost_table, duration, flops_text, measured_epoch_seconds, measured_seconds, suite_stages, timing_results
-    from .runner import Runner, select_cells
-    from .suite import load_suite
+    from .runner import Runner
+    from .suite import load_suite, select_cells
 
     if args.tflops is not None and not 0 < args.tflops < float("inf"):
         raise KDBenchError(f"--tflops is a sustained rate > 0 in TFLOP/s, got {args.tflops}")
@@ -195,8 +195,8 @@ def cmd_cost(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runner import Runner, select_cells
-    from .suite import load_suite
+    from .runner import Runner
+    from .suite import load_suite, select_cells
 
     suite = load_suite(args.suite, _overrides(args))
     opts = _options(args)
@@ -229,8 +229,8 @@ def cmd_report(args) -> int:
 
 def cmd_golden_update(args) -> int:
     from .golden import build_golden, diff_golden, load_golden, seedless, write_golden
-    from .runner import Runner, select_cells
-    from .suite import Suite, load_suite
+    from .runner import Runner
+    from .suite import Suite, load_suite, select_cells
 
     suite = load_suite(args.suite, _overrides(args))
     opts = _options(args)
@@ -261,7 +261,7 @@ def cmd_golden_update(args) -> int:
 
 def cmd_golden_check(args) -> int:
     from .golden import compare, load_golden
-    from .runner import load_results
+    from .results import load_results
     from .suite import load_suite
 
     suite = load_suite(args.suite, _overrides(args))
@@ -281,7 +281,7 @@ def cmd_golden_check(args) -> int:
 def cmd_diff(args) -> int:
     from .diff import diff_results, provenance_changes
     from .golden import load_golden
-    from .runner import load_results
+    from .results import load_results
     from .suite import load_suite
 
     suite = load_suite(args.suite, _overrides(args))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import fnmatch
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +16,9 @@ from pathlib import Path
 import torch
 
 from . import precision as prec
-from .data import ImageData, Split, dataset_source, make_split
-from .data.base import default_cache_dir, resolve_data_root, restrict_classes
-from .data.stream import FileImages, default_workers, not_streamable
+from .data.base import default_cache_dir, resolve_data_root
 from .determinism import configure_determinism, device_class, environment
-from .errors import DataError, KDBenchError, TrainingFault
+from .errors import KDBenchError, TrainingFault
 from .fingerprint import FP8_CODE_FILES, code_fingerprint, raw_code_fingerprint
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
@@ -29,22 +26,14 @@ from .latency import single_image_latency
 from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
 from .models.weights import file_sha256, load_pretrained, read_state_dict
+from .prepare import Prepared, prepare_data
+from .results import history_csv, progress_text
 from .stage_cache import StageCache
 from .suite import Cell, Suite, spec_hash
-from .train import CHECKPOINT_EVERY_S, DeviceData, fit, normalisation_stats, predict
+from .train import CHECKPOINT_EVERY_S, fit, predict
 
 Log = Callable[[str], None]
 SCHEMA = 1
-
-
-@dataclass
-class Prepared:
-    data: ImageData
-    split: Split
-    train: DeviceData
-    val: DeviceData
-    test: DeviceData
-    image_size: int  # what the models see: the data's size, or data.resize
 
 
 @dataclass
@@ -58,24 +47,6 @@ class RunOptions:
     # Long trainings save their state after an epoch at most this often, under
     # <cache>/checkpoints/, so an interrupted run resumes mid-training (bitwise the same).
     checkpoint_every_s: float = CHECKPOINT_EVERY_S
-
-
-def select_cells(cells: list[Cell], pattern: str | None = None, shard: str | None = None) -> list[Cell]:
-    """Filter by a glob on cell ids, then keep shard i of n. Shards split by teacher group
-    (dataset, teacher, precision, seed), so a teacher is trained in one shard only."""
-    if pattern:
-        cells = [c for c in cells if fnmatch.fnmatch(c.id, pattern)]
-    if shard:
-        try:
-            i, n = (int(v) for v in shard.split("/"))
-            if not (n >= 1 and 1 <= i <= n):
-                raise ValueError
-        except ValueError:
-            raise KDBenchError(f"--shard must be i/n with 1 ≤ i ≤ n, got {shard!r}") from None
-        groups = sorted({(c.dataset, c.teacher, c.precision, c.seed) for c in cells})
-        mine = set(groups[i - 1 :: n])
-        cells = [c for c in cells if (c.dataset, c.teacher, c.precision, c.seed) in mine]
-    return cells
 
 
 class Fp8Unsupported(KDBenchError):
@@ -177,41 +148,10 @@ class Runner:
     # ----------------------------------------------------------------- data
 
     def prepare(self, name: str) -> Prepared:
-        if name in self._prepared:
-            return self._prepared[name]
-        ds = self.suite.spec.data
-        source = dataset_source(name)
-        if ds.loading == "stream" and not source.streamable:
-            raise not_streamable(name)
-        data = source.load(self.data_root, self.opts.download, self.opts.cache_dir, skip_bad_images=ds.skip_bad_images, classes=ds.classes,
-                           **({"loading": ds.loading} if source.streamable else {}))
-        data = restrict_classes(data, ds.classes)
-        sp = self.suite.spec.split
-        if data.test_x is None and sp.test <= 0:
-            raise DataError(f"dataset {name!r} ({data.location}) has no test split; give split.test a fraction > 0 in {self.suite.source}")
-        if data.test_x is not None and sp.test > 0:
-            raise DataError(f"dataset {name!r} ({data.location}) has its own test split; set split.test to 0 in {self.suite.source}")
-        split = make_split(data.train_y, data.classes, sp.seed, sp.val, sp.test, sp.max_per_class, data.test_y)
-        mean, std = normalisation_stats(data.train_x[split.train], ds.normalize, ds.workers)
-        dev = self.device
-
-        def part(x: torch.Tensor, y: torch.Tensor) -> DeviceData:
-            return DeviceData(x.to(dev), y.to(dev), mean.to(dev), std.to(dev), ds.resize, ds.workers)
-
-        if split.test is not None:
-            test = part(data.train_x[split.test], data.train_y[split.test])
-        elif split.official_test is not None:
-            test = part(data.test_x[split.official_test], data.test_y[split.official_test])
-        else:
-            test = part(data.test_x, data.test_y)
-        prepared = Prepared(data, split, part(data.train_x[split.train], data.train_y[split.train]), part(data.train_x[split.val], data.train_y[split.val]), test,
-                            ds.resize or data.image_size)
-        resized = f" resized to {ds.resize}×{ds.resize}" if ds.resize else ""
-        streamed = f", streamed from disk by {ds.workers or default_workers()} DataLoader worker(s)" if isinstance(data.train_x, FileImages) else ""
-        self.log(f"[data] {name}: {len(prepared.train)} train / {len(prepared.val)} val / {len(prepared.test)} test, "
-                 f"{data.channels}×{data.image_size}×{data.image_size}{resized}, {data.num_classes} classes, from {data.location}{streamed}")
-        self._prepared[name] = prepared
-        return prepared
+        """The dataset ``name`` split and on the device, once per run."""
+        if name not in self._prepared:
+            self._prepared[name] = prepare_data(name, self.suite, self.data_root, self.opts.download, self.opts.cache_dir, self.device, self.log)
+        return self._prepared[name]
 
     # ----------------------------------------------------------------- teacher
 
@@ -456,44 +396,3 @@ def history_metric_names(spec) -> tuple[str, ...]:
     """The suite's metrics that make sense per epoch (those against the teacher are for the
     final test evaluation only)."""
     return tuple(m for m in spec.metrics if m not in ("agreement", "kl_teacher"))
-
-
-def duration_text(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
-
-
-def progress_text(elapsed: float, done: int, total: int) -> str:
-    """Elapsed time and a rough estimate of what is left at the mean pace so far (teachers
-    are trained by the first cell that needs them, so early cells run slower than later ones
-    and the estimate errs long)."""
-    left = elapsed / done * (total - done)
-    return f"{duration_text(elapsed)} elapsed, about {duration_text(left)} left at this pace"
-
-
-def history_csv(rows: list[dict]) -> str:
-    import csv
-    import io
-
-    columns = ["epoch", "train_loss", "train_ce", "train_kd", "train_top1", "val_top1", "lr", "epoch_seconds", "max_memory_mib"]
-    columns += [k for k in dict.fromkeys(k for r in rows for k in r) if k not in columns]  # val_<metric> columns
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def load_results(suite: Suite, results_dir: Path) -> dict[str, dict]:
-    """Results of this suite's cells that exist, by cell id."""
-    out = {}
-    for cell in suite.cells():
-        path = results_dir / suite.name / f"{cell.id}.json"
-        if path.exists():
-            try:
-                out[cell.id] = read_json(path)
-            except (OSError, ValueError) as e:
-                raise DataError(f"{path}: unreadable result file ({e})") from None
-    return out

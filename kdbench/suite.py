@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fnmatch
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from .errors import SuiteError
+from .errors import KDBenchError, SuiteError
 from .suite_checks import validate
 from .typed_build import build
 
@@ -375,3 +376,21 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] = ()) -> Suite:
     except (OSError, UnicodeDecodeError) as e:
         raise SuiteError(str(p), "", f"cannot read: {e}") from None
     return parse_suite(text, str(p), overrides)
+
+
+def select_cells(cells: list[Cell], pattern: str | None = None, shard: str | None = None) -> list[Cell]:
+    """Filter by a glob on cell ids, then keep shard i of n. Shards split by teacher group
+    (dataset, teacher, precision, seed), so a teacher is trained in one shard only."""
+    if pattern:
+        cells = [c for c in cells if fnmatch.fnmatch(c.id, pattern)]
+    if shard:
+        try:
+            i, n = (int(v) for v in shard.split("/"))
+            if not (n >= 1 and 1 <= i <= n):
+                raise ValueError
+        except ValueError:
+            raise KDBenchError(f"--shard must be i/n with 1 ≤ i ≤ n, got {shard!r}") from None
+        groups = sorted({(c.dataset, c.teacher, c.precision, c.seed) for c in cells})
+        mine = set(groups[i - 1 :: n])
+        cells = [c for c in cells if (c.dataset, c.teacher, c.precision, c.seed) in mine]
+    return cells

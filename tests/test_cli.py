@@ -170,7 +170,7 @@ def test_teacher_logits_are_cached_on_disk_and_checked(tmp_path):
 
 
 def test_progress_line_between_cells():
-    from kdbench.runner import duration_text, progress_text
+    from kdbench.results import duration_text, progress_text
 
     assert progress_text(120.0, 2, 5) == "2m00s elapsed, about 3m00s left at this pace"
     assert duration_text(3725) == "1h02m" and duration_text(59.6) == "1m00s" and duration_text(7) == "7s"

@@ -292,7 +292,7 @@ def test_page_says_which_results_a_rerun_would_redo(tmp_path):
     predate the code now, counting what changed; a current folder gets no such line."""
     from kdbench.cli import stale_results
     from kdbench.report import suite_page
-    from kdbench.runner import load_results
+    from kdbench.results import load_results
     from kdbench.suite import load_suite
 
     from .conftest import REPO, committed_smoke_result

@@ -1,0 +1,50 @@
+"""A suite's result files read back, the per-epoch history written beside each, and how a
+long run reports its pace."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from .errors import DataError
+from .io import read_json
+from .suite import Suite
+
+
+def duration_text(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
+
+
+def progress_text(elapsed: float, done: int, total: int) -> str:
+    """Elapsed time and a rough estimate of what is left at the mean pace so far (teachers
+    are trained by the first cell that needs them, so early cells run slower than later ones
+    and the estimate errs long)."""
+    left = elapsed / done * (total - done)
+    return f"{duration_text(elapsed)} elapsed, about {duration_text(left)} left at this pace"
+
+
+def history_csv(rows: list[dict]) -> str:
+    columns = ["epoch", "train_loss", "train_ce", "train_kd", "train_top1", "val_top1", "lr", "epoch_seconds", "max_memory_mib"]
+    columns += [k for k in dict.fromkeys(k for r in rows for k in r) if k not in columns]  # val_<metric> columns
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def load_results(suite: Suite, results_dir: Path) -> dict[str, dict]:
+    """Results of this suite's cells that exist, by cell id."""
+    out = {}
+    for cell in suite.cells():
+        path = results_dir / suite.name / f"{cell.id}.json"
+        if path.exists():
+            try:
+                out[cell.id] = read_json(path)
+            except (OSError, ValueError) as e:
+                raise DataError(f"{path}: unreadable result file ({e})") from None
+    return out
