@@ -372,6 +372,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from .determinism import flush_denormals
+
+    flush_denormals()  # before any torch work starts its thread pool (see there)
     try:
         return args.fn(args)
     except KDBenchError as e:

@@ -14,6 +14,7 @@ _PROVENANCE = {
     # On a CPU the processor model and thread count decide the rounding (AVX2 and AVX-512
     # kernels differ), so the same code and seed give other weights on another model.
     "CPU": ("environment", "cpu_model"), "CPU kernels": ("environment", "cpu_capability"), "threads": ("environment", "torch_threads"),
+    "CPU denormals": ("config", "cpu_denormals"),  # flushed or kept: see determinism.flush_denormals
     "training code": ("fingerprints", "code"), "data": ("fingerprints", "dataset"), "split": ("fingerprints", "split"),
 }
 

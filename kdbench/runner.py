@@ -17,7 +17,7 @@ import torch
 
 from . import precision as prec
 from .data.base import default_cache_dir, resolve_data_root
-from .determinism import configure_determinism, device_class, environment
+from .determinism import configure_determinism, device_class, environment, flush_denormals
 from .errors import KDBenchError, TrainingFault
 from .fingerprint import FP8_CODE_FILES, code_fingerprint, raw_code_fingerprint
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
@@ -64,10 +64,23 @@ class Runner:
         self.code = code_fingerprint()
         self.code_fp8 = code_fingerprint(FP8_CODE_FILES)
         self.raw_code = {"": raw_code_fingerprint(), "fp8": raw_code_fingerprint(FP8_CODE_FILES)}
+        # On a CPU, whether denormals are flushed decides the numbers (and the speed): part of
+        # a CPU cell's configuration and of its cached stages' keys. GPU cells are unaffected.
+        self.cpu_denormals = flush_denormals()
+        self.cpu_numerics = self.numerics_of(self.device_class)
+        if self.cpu_numerics.get("cpu_denormals") == "kept":
+            self.log("[cpu] denormal floats are computed, not flushed (torch's threads started before kdbench could set the flag: "
+                     "call kdbench.determinism.flush_denormals() first); CPU training can slow several-fold once weights decay "
+                     "towards zero, and these results are keyed 'cpu_denormals: kept'")
         self._prepared: dict[str, Prepared] = {}
         self.stages = StageCache(opts.cache_dir, self.device, self.log)
         self.pretrained = self._check_pretrained()
         self._pretrained_info: dict[str, dict] = {}
+
+    def numerics_of(self, device_class: str) -> dict:
+        """What decides the numbers on that device class beyond code and settings: on a CPU,
+        whether denormals are flushed."""
+        return {"cpu_denormals": self.cpu_denormals} if device_class == "cpu" else {}
 
     def _check_pretrained(self) -> dict[str, tuple[Path, str]]:
         """model name → (weights file, its sha256), every file read and checked before any training."""
@@ -106,6 +119,7 @@ class Runner:
             "device_class": self.device_class,
             "code": self.code_of(cell),
             "pretrained": self.pretrained_of((cell.teacher, *cell.assistants, cell.student)),
+            **self.cpu_numerics,
         }
 
     def config_changes(self, cell: Cell, result: dict, here: bool = False) -> list[str]:
@@ -117,6 +131,8 @@ class Runner:
         want = self.cell_config(cell)
         if not here:
             want["device_class"] = have.get("device_class", want["device_class"])
+            want.pop("cpu_denormals", None)
+            want.update(self.numerics_of(want["device_class"]))
         # A result made before comments were left out of the fingerprint holds the raw files'.
         raw = dict(want, code=self.raw_code["fp8" if cell.precision == "fp8" else ""])
         if result.get("config_hash") in (spec_hash(want), spec_hash(raw)):
@@ -159,7 +175,7 @@ class Runner:
         return spec_hash({
             "dataset": p.data.fingerprint, "split": p.split.fingerprint, "model": cell.teacher,
             "recipe": spec_hash(self.suite.spec_of(cell).teacher), "seed": cell.seed, "precision": cell.precision,
-            "device_class": self.device_class, "torch": torch.__version__, "code": self.code_of(cell),
+            "device_class": self.device_class, "torch": torch.__version__, "code": self.code_of(cell), **self.cpu_numerics,
             **({"pretrained": self.pretrained_of([cell.teacher])} if cell.teacher in self.pretrained else {}),
         })
 
@@ -182,6 +198,7 @@ class Runner:
         for name in cell.assistants:
             key = spec_hash({"previous": prev_info["key"], "model": name, "recipe": spec_hash(spec.student), "kd": spec_hash(spec.kd),
                              "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code_of(cell),
+                             **self.cpu_numerics,
                              **({"pretrained": self.pretrained_of([name])} if name in self.pretrained else {})})
             source = prev
 

@@ -6,6 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from kdbench.determinism import flush_denormals
+
+# Before any test starts torch's CPU threads: they then flush denormals as the CLI's do.
+flush_denormals()
+
 REPO = Path(__file__).resolve().parents[1]
 
 

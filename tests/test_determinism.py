@@ -39,7 +39,58 @@ def assert_identical(a: dict, b: dict) -> None:
 
 @pytest.mark.smoke
 def test_cpu_runs_are_bitwise_identical(tmp_path):
-    assert_identical(run_cell(tmp_path, "a", "cpu"), run_cell(tmp_path, "b", "cpu"))
+    a, b = run_cell(tmp_path, "a", "cpu"), run_cell(tmp_path, "b", "cpu")
+    assert_identical(a, b)
+    assert {r["config"]["cpu_denormals"] for r in (*a.values(), *b.values())} == {"flushed"}, "the CLI flushes denormals on every thread"
+
+
+# A fresh process with two torch threads: flush_denormals, then an elementwise op on denormals
+# split across both threads. Prints what flush_denormals said and how many results were flushed.
+PROBE = """
+import torch
+torch.set_num_threads(2)
+{before}
+from kdbench.determinism import DENORMAL_BITS, flush_denormals
+state = flush_denormals()
+out = torch.full((1 << 23,), DENORMAL_BITS, dtype=torch.int32).view(torch.float32) + 0.0
+print(state, int((out == 0).sum()), out.numel())
+"""
+
+
+def probe(before: str = "") -> list[str]:
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(before=before)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.split()
+
+
+def test_denormals_are_flushed_on_every_thread_when_set_first():
+    """Set before torch's thread pool starts, the flag holds in every thread: all flushed."""
+    state, zeros, n = probe()
+    assert state == "flushed" and zeros == n
+
+
+def test_denormals_are_kept_alike_on_every_thread_when_the_pool_started_before():
+    """The pool's threads started before the flag (a parallel op ran first) never see it: then
+    it is switched off again, and no thread flushes, rather than only the main one."""
+    state, zeros, _ = probe(before="(torch.ones(1 << 23) * 0.9).add_(1.0)  # starts the intra-op threads")
+    assert state == "kept" and zeros == "0"
+
+
+def test_cpu_cells_are_keyed_by_how_denormals_were_computed(tmp_path):
+    """A CPU result computed with denormals kept is not current for a runner that flushes them
+    (the numbers differ once denormals occur); GPU cells carry no such key."""
+    from kdbench.runner import Runner, RunOptions
+    from kdbench.suite import load_suite, spec_hash
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml")
+    cell = suite.cells()[0]
+    runner = Runner(suite, RunOptions(results_dir=tmp_path))
+    config = runner.cell_config(cell)
+    assert config["cpu_denormals"] == "flushed"  # conftest flushed before any test ran
+    kept = dict(config, cpu_denormals="kept")
+    assert runner.config_changes(cell, {"status": "ok", "config": kept, "config_hash": spec_hash(kept)}) == ["cpu_denormals"]
+    gpu = {k: v for k, v in dict(config, device_class="cuda-sm90").items() if k != "cpu_denormals"}
+    assert runner.config_changes(cell, {"status": "ok", "config": gpu, "config_hash": spec_hash(gpu)}) == [], "a GPU result judged on a CPU"
 
 
 @pytest.mark.gpu
