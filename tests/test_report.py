@@ -196,6 +196,8 @@ def test_diff_names_the_processor_when_cpu_runs_differ():
     older = {"x": {"environment": {"torch": "2.14.1", "torch_threads": 2}, "fingerprints": {"code": "c" * 64}}}
     assert provenance_changes(older, a)[0] == "CPU: not recorded → AMD EPYC 9B14"
     assert provenance_changes(a, {"x": dict(a["x"], fingerprints={"code": "d" * 64})}) == [f"training code (raw bytes): {'c' * 16} → {'d' * 16}"]
+    kept, flushed = ({"x": dict(a["x"], config={"cpu_denormals": v})} for v in ("kept", "flushed"))
+    assert provenance_changes(kept, flushed) == ["CPU denormals: kept → flushed"]
 
 
 def test_diff_compares_code_fingerprints_of_the_same_kind():
