@@ -38,7 +38,7 @@ def flush_denormals() -> str:
     after a few epochs, where x86 elementwise kernels run several times slower. Measured on this
     project's 2-core Xeon: s4's ResNet-18 teacher on Fashion-MNIST fell from 440 images/s in
     epoch 1 to about 70 by epoch 9 (20 million denormal values in its checkpoint); training steps
-    from that checkpoint ran at 112 images/s, and at 515 with the flag (an elementwise op on 8 M
+    from that checkpoint ran at 111 images/s, and at 565 with the flag (an elementwise op on 8 M
     denormals: 35 ms, 4.9 ms flushed). GPUs are not affected.
 
     The flag lives in each thread's control register and a new thread copies its creator's, so
