@@ -8,7 +8,8 @@ import torch
 
 from kdbench.determinism import flush_denormals
 
-# Before any test starts torch's CPU threads: they then flush denormals as the CLI's do.
+# Before any test starts torch's CPU threads: they then flush denormals as the CLI's do. Python
+# floats on this thread are flushed too, so hypothesis float strategies say allow_subnormal=False.
 flush_denormals()
 
 REPO = Path(__file__).resolve().parents[1]

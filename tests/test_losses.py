@@ -47,7 +47,8 @@ def test_kd_term_is_zero_when_logits_match(shape, T, seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(shapes, temps, seeds, st.floats(-50, 50))
+# No subnormal floats: the tests run with denormals flushed, as the CLI does (conftest).
+@given(shapes, temps, seeds, st.floats(-50, 50, allow_subnormal=False))
 def test_adding_a_constant_to_a_row_changes_nothing(shape, T, seed, c):
     s, t = logits(seed, *shape), logits(seed + 1, *shape)
     base = kd_term(s, t, T).item()

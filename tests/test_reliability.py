@@ -48,7 +48,7 @@ def test_broken_suite_gives_one_clear_error(path, tmp_path, capsys):
 
 SMOKE_DOC = yaml.safe_load((REPO / "suites" / "smoke.yaml").read_text())
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False) | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=6,
 )
