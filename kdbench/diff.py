@@ -19,8 +19,11 @@ _PROVENANCE = {
 }
 
 
-def _get(res: dict, path: tuple[str, str]):
-    return res.get(path[0], {}).get(path[1])
+def _get(res: dict, path: tuple[str, ...]):
+    """The value at (section, key): with several keys, the first the section holds (a later key
+    is the fallback for results written before the first existed)."""
+    section = res.get(path[0], {})
+    return next((section[k] for k in path[1:] if k in section), None)
 
 
 def _shown(v) -> str:
@@ -43,21 +46,13 @@ def _code_fingerprints(a: dict[str, dict], b: dict[str, dict]) -> tuple[str, tup
     return "training code (raw bytes)", ("fingerprints", "code_raw", "code")
 
 
-def _get_code(res: dict, path: tuple[str, ...]):
-    fp = res.get(path[0], {})
-    return next((fp[k] for k in path[1:] if k in fp), None)
-
-
 def provenance_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
     """'torch: 2.11.0 → 2.14.1' lines for every provenance field whose values differ."""
+    rows = [_code_fingerprints(a, b) if label == "training code" else (label, path) for label, path in _PROVENANCE.items()]
     lines = []
-    for label, path in _PROVENANCE.items():
-        get = _get
-        if path == _PROVENANCE["training code"]:
-            label, path = _code_fingerprints(a, b)
-            get = _get_code
-        va = sorted({_shown(get(r, path)) for r in a.values()})
-        vb = sorted({_shown(get(r, path)) for r in b.values()})
+    for label, path in rows:
+        va = sorted({_shown(_get(r, path)) for r in a.values()})
+        vb = sorted({_shown(_get(r, path)) for r in b.values()})
         if va != vb:
             lines.append(f"{label}: {', '.join(va)} → {', '.join(vb)}")
     return lines
