@@ -58,3 +58,22 @@ def resume_training(path: Path, stage: str, recipe: RecipeSpec, model: nn.Module
         torch.cuda.set_rng_state(blob["cuda_rng"], device)
     log(f"    {stage}: resumed after epoch {blob['epoch']}/{recipe.epochs} from checkpoint {path.name[:16]}…")
     return blob
+
+
+def saved_trainings(folder: Path) -> list[dict]:
+    """What each mid-training checkpoint in ``folder`` holds, for a progress listing: stage,
+    last finished epoch, recipe hash, training seconds so far, the last validation top-1 and
+    when it was saved. Memory-mapped, so a checkpoint of hundreds of MB is summarised without
+    reading its tensors. A file that cannot be read is listed with ``error``."""
+    out = []
+    for path in sorted(folder.glob("*.pt")):
+        entry: dict = {"file": path.name, "saved_at": path.stat().st_mtime}
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            history = blob.get("history") or [{}]
+            entry.update(stage=str(blob["stage"]), epoch=int(blob["epoch"]), recipe=str(blob["recipe"]),
+                         train_seconds=float(blob.get("train_seconds", 0.0)), val_top1=history[-1].get("val_top1"))
+        except Exception as e:  # damaged or foreign: a run reports and removes it (resume_training)
+            entry["error"] = f"{type(e).__name__}: {e}"
+        out.append(entry)
+    return out

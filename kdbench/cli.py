@@ -73,6 +73,8 @@ def cmd_list(args) -> int:
     from .runner import Runner, RunOptions
 
     runner = Runner(suite, RunOptions(results_dir=Path(args.results)))
+    if args.cache:
+        runner.opts.cache_dir = Path(args.cache)
     counts: dict[str, int] = {}
     for c in cells:
         path = runner.result_path(c)
@@ -95,7 +97,43 @@ def cmd_list(args) -> int:
         counts[status] = counts.get(status, 0) + 1
         print(f"{c.id}  {status}{'  ' + detail if detail else ''}")
     print("; ".join(f"{n} {k}" for k, n in counts.items()) + f" (in {Path(args.results) / suite.name})")
+    _print_saved_trainings(suite, cells, runner.opts.cache_dir / "checkpoints")
     return 0
+
+
+def _print_saved_trainings(suite, cells, folder: Path) -> None:
+    """This suite's trainings saved mid-way (a run stopped before they ended): how far each got
+    and, at its own pace so far, how long the rest takes. A run of the suite resumes them."""
+    import time
+
+    from .checkpoint import saved_trainings
+    from .results import duration_text
+    from .suite import spec_hash
+
+    if not folder.is_dir():
+        return
+    recipes, models = {}, set()
+    for c in cells:
+        spec = suite.spec_of(c)
+        recipes.update({spec_hash(spec.teacher): spec.teacher, spec_hash(spec.student): spec.student})
+        models.update((c.teacher, *c.assistants, c.student))
+    lines = []
+    for s in saved_trainings(folder):
+        if "error" in s:
+            lines.append(f"  {s['file']}: unreadable ({s['error']}); the run that reaches it removes it and trains from the start")
+            continue
+        words = s["stage"].split()  # "teacher NAME", "assistant NAME", "student NAME [method]"
+        recipe = recipes.get(s["recipe"])
+        if recipe is None or len(words) < 2 or words[1] not in models:
+            continue  # another suite's training that shares this cache
+        done, pace = s["epoch"], s["train_seconds"] / max(s["epoch"], 1)
+        val = f" (val top-1 {100 * s['val_top1']:.2f} %)" if isinstance(s["val_top1"], float) else ""
+        saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["saved_at"]))
+        lines.append(f"  {s['stage']}: epoch {done}/{recipe.epochs} done{val}, saved {saved} "
+                     f"({duration_text(max(time.time() - s['saved_at'], 0))} ago); at {pace:.0f} s an epoch, "
+                     f"at most {duration_text(pace * (recipe.epochs - done))} of training left")
+    if lines:
+        print(f"saved mid-training in {folder} (a run of the suite resumes them):", *lines, sep="\n")
 
 
 def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=None) -> str:
@@ -322,7 +360,9 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("list", help="print a suite's cells and their ids (with --results: each cell's status there)")
     _suite_args(p)
-    p.add_argument("--results", help="a results folder: show whether each cell is done (and its test top-1), failed, unsupported or not run")
+    p.add_argument("--results", help="a results folder: show whether each cell is done (and its test top-1), failed, unsupported or not run, "
+                   "and how far trainings saved mid-way under the cache got")
+    p.add_argument("--cache", help="with --results: the cache folder whose mid-training checkpoints to show (default: $KDBENCH_CACHE or ~/.cache/kdbench)")
     p.set_defaults(fn=cmd_list)
     p = sub.add_parser("cost", help="the compute a suite's trainings will take (FLOPs, per training and in all), before it runs")
     _suite_args(p)

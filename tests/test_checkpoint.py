@@ -121,3 +121,33 @@ def test_runner_resumes_a_crashed_teacher_and_student_mid_training(tmp_path):
     assert res["status"] == "ok" and res["student"]["weights_sha256"] == ref["student"]["weights_sha256"]
     assert res["teacher"]["weights_sha256"] == ref["teacher"]["weights_sha256"] and res["metrics"] == ref["metrics"]
     assert not list((tmp_path / "cache" / "checkpoints").glob("*.pt"))
+
+
+def test_list_shows_how_far_trainings_saved_midway_got(tmp_path, capsys):
+    """kdbench list --results: a training this suite saved mid-way is listed with its epoch, its
+    last validation top-1 and the time left at its own pace; another suite's checkpoint in the
+    same cache is not listed, a damaged one is named."""
+    from kdbench.checkpoint import save_training
+    from kdbench.cli import main
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml")
+    spec = suite.spec_of(suite.cells()[0])
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = prec.grad_scaler(prec.get_policy("fp32", CPU), CPU)
+    folder = tmp_path / "cache" / "checkpoints"
+
+    def save(name: str, stage: str, recipe, epoch: int, seconds: float) -> None:
+        save_training(folder / name, stage, recipe, epoch, model, opt, None, scaler, torch.Generator(), CPU,
+                      {"history": [{"val_top1": 0.5}] * epoch, "train_seconds": seconds})
+
+    save("a.pt", "teacher cnn_medium", spec.teacher, 2, 120.0)
+    save("b.pt", "teacher cnn_medium", dataclasses.replace(spec.teacher, epochs=99), 5, 50.0)  # another suite's recipe
+    (folder / "c.pt").write_bytes(b"torn")
+    assert main(["list", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--cache", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert f"saved mid-training in {folder}" in out
+    assert "teacher cnn_medium: epoch 2/6 done (val top-1 50.00 %)" in out
+    assert "at 60 s an epoch, at most 4m00s of training left" in out
+    assert "epoch 5/" not in out
+    assert "c.pt: unreadable" in out
