@@ -68,72 +68,22 @@ def cmd_list(args) -> int:
             print(c.id)
         return 0
     # With --results: where each cell stands in that folder (what a re-run would still do).
-    import json
-
     from .runner import Runner, RunOptions
+    from .standing import cell_lines, saved_training_lines
 
     runner = Runner(suite, RunOptions(results_dir=Path(args.results)))
     if args.cache:
         runner.opts.cache_dir = Path(args.cache)
     counts: dict[str, int] = {}
-    for c in cells:
-        path = runner.result_path(c)
-        try:
-            r = json.loads(path.read_text())
-            status = r["status"]
-            if status == "ok":
-                top1 = next(v for k, v in r["metrics"].items() if k.startswith("test_top1_"))
-                detail = f"test top-1 {100 * top1:.2f} % on {r['environment']['device_class']}, finished {r.get('finished_at', '?')}"
-                changed = runner.config_changes(c, r)
-                if changed:
-                    # Made with other settings or other training code: a re-run redoes it.
-                    status, detail = "stale", f"{detail}; changed since: {', '.join(changed)} (a re-run redoes it)"
-            else:
-                detail = r["failure"]["reason"]
-        except FileNotFoundError:
-            status, detail = "not run", ""
-        except (OSError, ValueError, KeyError, StopIteration) as e:
-            status, detail = "unreadable", f"{type(e).__name__}: {e} (a re-run redoes it)"
+    for status, line in cell_lines(runner, cells):
         counts[status] = counts.get(status, 0) + 1
-        print(f"{c.id}  {status}{'  ' + detail if detail else ''}")
+        print(line)
     print("; ".join(f"{n} {k}" for k, n in counts.items()) + f" (in {Path(args.results) / suite.name})")
-    _print_saved_trainings(suite, cells, runner.opts.cache_dir / "checkpoints")
+    folder = runner.opts.cache_dir / "checkpoints"
+    saved = saved_training_lines(suite, cells, folder)
+    if saved:
+        print(f"saved mid-training in {folder} (a run of the suite resumes them):", *(f"  {line}" for line in saved), sep="\n")
     return 0
-
-
-def _print_saved_trainings(suite, cells, folder: Path) -> None:
-    """This suite's trainings saved mid-way (a run stopped before they ended): how far each got
-    and, at its own pace so far, how long the rest takes. A run of the suite resumes them."""
-    import time
-
-    from .checkpoint import saved_trainings
-    from .results import duration_text
-    from .suite import spec_hash
-
-    if not folder.is_dir():
-        return
-    recipes, models = {}, set()
-    for c in cells:
-        spec = suite.spec_of(c)
-        recipes.update({spec_hash(spec.teacher): spec.teacher, spec_hash(spec.student): spec.student})
-        models.update((c.teacher, *c.assistants, c.student))
-    lines = []
-    for s in saved_trainings(folder):
-        if "error" in s:
-            lines.append(f"  {s['file']}: unreadable ({s['error']}); the run that reaches it removes it and trains from the start")
-            continue
-        words = s["stage"].split()  # "teacher NAME", "assistant NAME", "student NAME [method]"
-        recipe = recipes.get(s["recipe"])
-        if recipe is None or len(words) < 2 or words[1] not in models:
-            continue  # another suite's training that shares this cache
-        done, pace = s["epoch"], s["train_seconds"] / max(s["epoch"], 1)
-        val = f" (val top-1 {100 * s['val_top1']:.2f} %)" if isinstance(s["val_top1"], float) else ""
-        saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["saved_at"]))
-        lines.append(f"  {s['stage']}: epoch {done}/{recipe.epochs} done{val}, saved {saved} "
-                     f"({duration_text(max(time.time() - s['saved_at'], 0))} ago); at {pace:.0f} s an epoch, "
-                     f"at most {duration_text(pace * (recipe.epochs - done))} of training left")
-    if lines:
-        print(f"saved mid-training in {folder} (a run of the suite resumes them):", *lines, sep="\n")
 
 
 def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=None) -> str:
