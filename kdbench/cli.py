@@ -68,21 +68,24 @@ def cmd_list(args) -> int:
             print(c.id)
         return 0
     # With --results: where each cell stands in that folder (what a re-run would still do).
+    from .determinism import pick_device
     from .runner import Runner, RunOptions
     from .standing import cell_lines, saved_training_lines
 
-    runner = Runner(suite, RunOptions(results_dir=Path(args.results)))
+    opts = RunOptions(results_dir=Path(args.results), data_root=Path(args.data_root) if args.data_root else None, device=pick_device(args.device),
+                      log=lambda m: None)  # quiet: no "[data]" lines in a listing
     if args.cache:
-        runner.opts.cache_dir = Path(args.cache)
+        opts.cache_dir = Path(args.cache)
+    runner = Runner(suite, opts)
     counts: dict[str, int] = {}
     for status, line in cell_lines(runner, cells):
         counts[status] = counts.get(status, 0) + 1
         print(line)
-    print("; ".join(f"{n} {k}" for k, n in counts.items()) + f" (in {Path(args.results) / suite.name})")
-    folder = runner.opts.cache_dir / "checkpoints"
-    saved = saved_training_lines(suite, cells, folder)
+    saved = saved_training_lines(runner, cells)
     if saved:
-        print(f"saved mid-training in {folder} (a run of the suite resumes them):", *(f"  {line}" for line in saved), sep="\n")
+        print(f"mid-training checkpoints in {runner.opts.cache_dir / 'checkpoints'} (a run of the suite resumes those named):", *(f"  {line}" for line in saved), sep="\n")
+    # The counts last: scripts read them with tail -1 (tools/land_results.sh).
+    print("; ".join(f"{n} {k}" for k, n in counts.items()) + f" (in {Path(args.results) / suite.name})")
     return 0
 
 
@@ -313,6 +316,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", help="a results folder: show whether each cell is done (and its test top-1), failed, unsupported or not run, "
                    "and how far trainings saved mid-way under the cache got")
     p.add_argument("--cache", help="with --results: the cache folder whose mid-training checkpoints to show (default: $KDBENCH_CACHE or ~/.cache/kdbench)")
+    p.add_argument("--data-root", help="with --results: where datasets live, to tell which checkpoints are this suite's (default: $KDBENCH_DATA)")
+    p.add_argument("--device", default="auto", help="with --results: the device whose runs' checkpoints to show (auto, cpu or cuda)")
     p.set_defaults(fn=cmd_list)
     p = sub.add_parser("cost", help="the compute a suite's trainings will take (FLOPs, per training and in all), before it runs")
     _suite_args(p)

@@ -179,6 +179,25 @@ class Runner:
             **({"pretrained": self.pretrained_of([cell.teacher])} if cell.teacher in self.pretrained else {}),
         })
 
+    def assistant_key(self, cell: Cell, name: str, previous_key: str) -> str:
+        """A TAKD assistant's cache key: keyed by the whole chain above it (``previous_key``)."""
+        spec = self.suite.spec_of(cell)
+        return spec_hash({"previous": previous_key, "model": name, "recipe": spec_hash(spec.student), "kd": spec_hash(spec.kd),
+                          "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code_of(cell),
+                          **self.cpu_numerics,
+                          **({"pretrained": self.pretrained_of([name])} if name in self.pretrained else {})})
+
+    def training_keys(self, cell: Cell) -> list[tuple[str, str, int]]:
+        """(key, stage, epochs) of each training the cell runs, keyed as ``run_cell`` keys its
+        caches and checkpoints: the teacher, the assistants (takd), the student. Needs the data
+        (the teacher's key holds its fingerprint)."""
+        spec = self.suite.spec_of(cell)
+        out = [(self.teacher_key(cell, self.prepare(cell.dataset)), f"teacher {cell.teacher}", spec.teacher.epochs)]
+        for name in cell.assistants if cell.method == "takd" else ():
+            out.append((self.assistant_key(cell, name, out[-1][0]), f"assistant {name}", spec.student.epochs))
+        out.append((spec_hash(self.cell_config(cell)), f"student {cell.student} [{cell.method}]", spec.student.epochs))
+        return out
+
     def teacher(self, cell: Cell, p: Prepared, policy: prec.Policy) -> tuple[torch.nn.Module, dict]:
         spec = self.suite.spec_of(cell)
 
@@ -196,10 +215,7 @@ class Runner:
         prev, prev_info = teacher, tinfo
         stages = []
         for name in cell.assistants:
-            key = spec_hash({"previous": prev_info["key"], "model": name, "recipe": spec_hash(spec.student), "kd": spec_hash(spec.kd),
-                             "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code_of(cell),
-                             **self.cpu_numerics,
-                             **({"pretrained": self.pretrained_of([name])} if name in self.pretrained else {})})
+            key = self.assistant_key(cell, name, prev_info["key"])
             source = prev
 
             def train(model: torch.nn.Module, checkpoint: Path, source=source, name=name):

@@ -1,18 +1,19 @@
 """Where a suite stands (``kdbench list --results``): each cell's state in a results folder,
 judged as a re-run would judge it, and the suite's trainings saved mid-way under the cache,
-with how far they got. Reads files only; trains and writes nothing."""
+with how far they got. Trains nothing and writes no result (reading which checkpoints are the
+suite's decodes its data into the cache, once, as a run would)."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from .checkpoint import saved_trainings
+from .errors import KDBenchError
 from .results import duration_text
 from .runner import Runner
-from .suite import Cell, Suite, spec_hash
+from .suite import Cell
 
 
 def cell_lines(runner: Runner, cells: list[Cell]) -> Iterator[tuple[str, str]]:
@@ -38,30 +39,40 @@ def cell_lines(runner: Runner, cells: list[Cell]) -> Iterator[tuple[str, str]]:
         yield status, f"{c.id}  {status}{'  ' + detail if detail else ''}"
 
 
-def saved_training_lines(suite: Suite, cells: list[Cell], folder: Path) -> list[str]:
-    """This suite's trainings saved mid-way in ``folder`` (a run stopped before they ended): how
-    far each got and, at its own pace so far, how long the rest takes. A run of the suite
-    resumes them. Checkpoints of other suites sharing the cache are left out."""
-    if not folder.is_dir():
+def saved_training_lines(runner: Runner, cells: list[Cell]) -> list[str]:
+    """The trainings of these cells saved mid-way under the runner's cache (a run stopped before
+    they ended): how far each got and, at its own pace so far, how long the rest takes. Which
+    checkpoint belongs to which cell is decided by the keys a run would use now (so the data
+    must be there); the others are counted: another suite's, or saved under other code or
+    settings, which no run resumes from."""
+    folder = runner.opts.cache_dir / "checkpoints"
+    saved = saved_trainings(folder) if folder.is_dir() else []
+    if not saved:
         return []
-    recipes, models = {}, set()
-    for c in cells:
-        spec = suite.spec_of(c)
-        recipes.update({spec_hash(spec.teacher): spec.teacher, spec_hash(spec.student): spec.student})
-        models.update((c.teacher, *c.assistants, c.student))
-    lines = []
-    for s in saved_trainings(folder):
+    try:
+        wanted: dict[str, tuple[str, int, list[str]]] = {}  # key → (stage, epochs, cell ids)
+        for c in cells:
+            for key, stage, epochs in runner.training_keys(c):
+                wanted.setdefault(key, (stage, epochs, []))[2].append(c.id)
+    except KDBenchError as e:
+        return [f"{len(saved)} checkpoint(s) there; which are this suite's needs its data: {e}"]
+    lines, others = [], 0
+    for s in saved:
+        key = s["file"].removesuffix(".pt")
         if "error" in s:
             lines.append(f"{s['file']}: unreadable ({s['error']}); the run that reaches it removes it and trains from the start")
             continue
-        words = s["stage"].split()  # "teacher NAME", "assistant NAME", "student NAME [method]"
-        recipe = recipes.get(s["recipe"])
-        if recipe is None or len(words) < 2 or words[1] not in models:
+        if key not in wanted:
+            others += 1
             continue
+        stage, epochs, ids = wanted[key]
         done, pace = s["epoch"], s["train_seconds"] / max(s["epoch"], 1)
         val = f" (val top-1 {100 * s['val_top1']:.2f} %)" if isinstance(s["val_top1"], float) else ""
-        saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["saved_at"]))
-        lines.append(f"{s['stage']}: epoch {done}/{recipe.epochs} done{val}, saved {saved} "
-                     f"({duration_text(max(time.time() - s['saved_at'], 0))} ago); at {pace:.0f} s an epoch, "
-                     f"at most {duration_text(pace * (recipe.epochs - done))} of training left")
+        saved_at = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["saved_at"]))
+        used_by = ids[0] if len(ids) == 1 else f"{len(ids)} cells"
+        lines.append(f"{stage}: epoch {done}/{epochs} done{val}, saved {saved_at} ({duration_text(max(time.time() - s['saved_at'], 0))} ago); "
+                     f"at {pace:.0f} s an epoch, at most {duration_text(pace * (epochs - done))} of training left (for {used_by})")
+    if others:
+        lines.append(f"{others} other checkpoint(s) there belong to no training of this suite as it would run now "
+                     "(another suite's, or saved under other code or settings: no run of this suite resumes from them)")
     return lines

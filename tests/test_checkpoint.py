@@ -125,29 +125,37 @@ def test_runner_resumes_a_crashed_teacher_and_student_mid_training(tmp_path):
 
 def test_list_shows_how_far_trainings_saved_midway_got(tmp_path, capsys):
     """kdbench list --results: a training this suite saved mid-way is listed with its epoch, its
-    last validation top-1 and the time left at its own pace; another suite's checkpoint in the
-    same cache is not listed, a damaged one is named."""
+    last validation top-1, the time left at its own pace and the cell it serves; a checkpoint
+    under a key no current training of the suite has (another suite's, or older code's) is only
+    counted; a damaged one is named."""
     from kdbench.checkpoint import save_training
     from kdbench.cli import main
 
     suite = load_suite(REPO / "suites" / "smoke.yaml")
-    spec = suite.spec_of(suite.cells()[0])
+    runner = Runner(suite, RunOptions(cache_dir=tmp_path / "cache", log=lambda m: None))
+    cell = next(c for c in suite.cells() if c.method == "kd")
+    (teacher_key, teacher_stage, _), (student_key, student_stage, _) = runner.training_keys(cell)
+    assert teacher_stage == "teacher cnn_medium" and student_stage == f"student {cell.student} [kd]"
+    spec = suite.spec_of(cell)
     model = nn.Linear(4, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = prec.grad_scaler(prec.get_policy("fp32", CPU), CPU)
     folder = tmp_path / "cache" / "checkpoints"
 
-    def save(name: str, stage: str, recipe, epoch: int, seconds: float) -> None:
-        save_training(folder / name, stage, recipe, epoch, model, opt, None, scaler, torch.Generator(), CPU,
+    def save(key: str, stage: str, epoch: int, seconds: float) -> None:
+        save_training(folder / f"{key}.pt", stage, spec.teacher, epoch, model, opt, None, scaler, torch.Generator(), CPU,
                       {"history": [{"val_top1": 0.5}] * epoch, "train_seconds": seconds})
 
-    save("a.pt", "teacher cnn_medium", spec.teacher, 2, 120.0)
-    save("b.pt", "teacher cnn_medium", dataclasses.replace(spec.teacher, epochs=99), 5, 50.0)  # another suite's recipe
+    save(teacher_key, teacher_stage, 2, 120.0)
+    save(student_key, student_stage, 3, 30.0)
+    save("0" * 64, teacher_stage, 5, 50.0)  # the same stage under a key no current training has
     (folder / "c.pt").write_bytes(b"torn")
-    assert main(["list", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--cache", str(tmp_path / "cache")]) == 0
+    assert main(["list", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--cache", str(tmp_path / "cache"), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert f"saved mid-training in {folder}" in out
+    assert f"mid-training checkpoints in {folder}" in out
     assert "teacher cnn_medium: epoch 2/6 done (val top-1 50.00 %)" in out
-    assert "at 60 s an epoch, at most 4m00s of training left" in out
-    assert "epoch 5/" not in out
+    assert "at 60 s an epoch, at most 4m00s of training left (for 4 cells)" in out  # every cell of the smoke suite
+    assert f"{student_stage}: epoch 3/6 done" in out and f"at most 30s of training left (for {cell.id})" in out
+    assert "epoch 5/" not in out and "1 other checkpoint(s) there belong to no training of this suite" in out
     assert "c.pt: unreadable" in out
+    assert out.splitlines()[-1].startswith("4 not run")  # the counts stay last (tools/land_results.sh reads them)

@@ -26,7 +26,8 @@ def gpu_session(work: Path, *args: str, env: dict) -> subprocess.CompletedProces
 def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     work = tmp_path / "repo"  # a checkout's layout: the script, the suites, the committed results
     (work / "tools").mkdir(parents=True)
-    shutil.copy(REPO / "tools" / "gpu_session.sh", work / "tools")
+    for script in ("gpu_session.sh", "land_results.sh"):
+        shutil.copy(REPO / "tools" / script, work / "tools")
     shutil.copytree(REPO / "suites", work / "suites")
     (work / "reports" / "results").mkdir(parents=True)
     (work / "reports" / "gpu-owed-done.txt").write_text("# committed by an earlier land\ndeterminism\nbench\nloop\n")
@@ -67,7 +68,8 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
 def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):
     work = tmp_path / "repo"
     (work / "tools").mkdir(parents=True)
-    shutil.copy(REPO / "tools" / "gpu_session.sh", work / "tools")
+    for script in ("gpu_session.sh", "land_results.sh"):
+        shutil.copy(REPO / "tools" / script, work / "tools")
     (work / ".gpu-state").mkdir()
     (work / ".gpu-state" / "done").write_text("determinism\nfp8\nloop\nfull\n")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(tmp_path / "out"),
@@ -86,7 +88,8 @@ def test_profile_then_land_keeps_timings_that_cost_reads(tmp_path, capsys):
 
     work = tmp_path / "repo"
     (work / "tools").mkdir(parents=True)
-    shutil.copy(REPO / "tools" / "gpu_session.sh", work / "tools")
+    for script in ("gpu_session.sh", "land_results.sh"):
+        shutil.copy(REPO / "tools" / script, work / "tools")
     shutil.copytree(REPO / "suites", work / "suites")
     out = tmp_path / "out"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(out),

@@ -234,16 +234,7 @@ case "$step" in
       mkdir -p "$STATE/logs" && tar xzf "$dir/owed-logs.tgz" -C "$STATE/logs" && dir="$STATE/logs"
       echo "logs and benchmark runs of the call: $dir"
     fi
-    for d in "$STATE"/results/*/; do
-      [ -d "$d" ] || continue
-      suite=$(basename "$d")
-      # Only results the committed suite and code would keep (not --tiny rehearsals, not stale ones).
-      for id in $(python3 -m kdbench list "suites/$suite.yaml" --results "$STATE/results" | awk '$2 == "ok" && $1 ~ /__/ {print $1}'); do
-        mkdir -p "reports/results/$suite" && cp "$d$id.json" "reports/results/$suite/"
-        if [ -f "$d$id.history.csv" ]; then cp "$d$id.history.csv" "reports/results/$suite/"; fi
-      done
-      python3 -m kdbench list "suites/$suite.yaml" --results reports/results | tail -1
-    done
+    bash "$(dirname "$0")/land_results.sh" "$STATE/results"
     if [ -f "$dir/bench-3.json" ]; then  # the benchmark runs: the first becomes the saved baseline, their noise its threshold
       name=$(python3 -c "import json,re,sys,datetime as d; k=json.load(open(sys.argv[1]))['machine_info']['kdbench']; \
 print(re.sub('[^a-z0-9]+','-',(k.get('gpu') or 'cpu').lower()).strip('-')+'-kd-'+d.date.today().strftime('%Y%m%d'))" "$dir/bench-1.json")

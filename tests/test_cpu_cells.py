@@ -1,0 +1,72 @@
+"""tools/cpu_cells.sh, the queue of full-scale CPU cells that outlives a session, rehearsed on a
+real smoke cell: started in the background, watched with status, brought home with land."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .conftest import REPO
+
+CELL = "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0"
+
+
+def cpu_cells(work: Path, *args: str, env: dict, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["bash", "tools/cpu_cells.sh", *args], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert (proc.returncode == 0) == ok, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def wait_for_the_queue(run: Path, seconds: float = 600) -> None:
+    """Until the background run ends; one still alive after ``seconds`` is stopped (with the
+    kdbench process under it) and the test fails."""
+    pid = int((run / "pid").read_text())
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(1)
+    subprocess.run(["pkill", "-P", str(pid)], check=False)
+    os.kill(pid, signal.SIGTERM)
+    raise AssertionError(f"the queue did not finish in {seconds:.0f} s: {(run / 'log.txt').read_text()[-2000:]}")
+
+
+def test_the_queue_runs_in_the_background_and_lands_its_results(tmp_path):
+    work = tmp_path / "repo"  # a checkout's layout: the scripts and the suites
+    (work / "tools").mkdir(parents=True)
+    for script in ("cpu_cells.sh", "land_results.sh"):
+        shutil.copy(REPO / "tools" / script, work / "tools")
+    shutil.copytree(REPO / "suites", work / "suites")
+    run = tmp_path / "run"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", RUN=str(run),
+               KDBENCH_CACHE=str(tmp_path / "unused-cache"), CPU_QUEUE=f"smoke {CELL}")
+
+    started = cpu_cells(work, "start", env=env)
+    assert "started (pid" in started.stdout
+    wait_for_the_queue(run)
+    log = (run / "log.txt").read_text()
+    assert f"[1/1] {CELL}" in log and "queue done" in log, log[-3000:]
+    # Teachers and checkpoints go to the run folder, not the default cache: the next session needs them.
+    assert any((run / "cache" / "teachers").iterdir()) and not (tmp_path / "unused-cache").exists()
+
+    status = cpu_cells(work, "status", env=env)
+    assert "not running" in status.stdout and f"{CELL}  ok  test top-1" in status.stdout
+
+    landed = cpu_cells(work, "land", env=env)
+    folder = work / "reports" / "results" / "smoke"
+    assert json.loads((folder / f"{CELL}.json").read_text())["status"] == "ok"
+    assert sorted(p.suffix for p in folder.iterdir()) == [".csv", ".json"]  # never the .pt weights
+    assert "1 ok" in landed.stdout
+
+    # Started again, the finished cell is not trained twice.
+    cpu_cells(work, "start", env=env)
+    wait_for_the_queue(run)
+    assert "1 cells, 1 already done, 0 to run" in (run / "log.txt").read_text()

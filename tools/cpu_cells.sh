@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Full-scale cells a 2-core CPU can afford, run in the background and carried across sessions
+# (a CPU cell takes 30 min to 3 h; a session, 3 h). The run folder must outlive the session:
+# the trained teachers, the teacher logits and the mid-training checkpoints live there, so a
+# cell cut off by the session's end resumes from its last epoch in the next one.
+#
+#   bash tools/cpu_cells.sh start    the queue below, in order, in the background (nohup), skipping
+#                                    finished cells and resuming a cut training; refuses while a
+#                                    run of it is alive. Log: $RUN/log.txt
+#   bash tools/cpu_cells.sh status   whether it runs, each queued cell's state, the trainings saved
+#                                    mid-way (epoch, val top-1, time left at their pace), the log's tail
+#   bash tools/cpu_cells.sh land     copies the finished, current results into reports/results/
+#                                    (tools/land_results.sh; then nox -s tables and commit)
+#
+# RUN defaults to /work/cpu-run. Keep test runs off the CPU while it trains: on 2 cores a second
+# process slows training 2-3x, and the time shows in the result's epoch seconds. A change to the
+# training code (kdbench.fingerprint.CODE_FILES) re-keys the teachers and checkpoints: the
+# queue then starts again from scratch.
+set -euo pipefail
+RUN="${RUN:-/work/cpu-run}"
+# suite  cell-id glob; cheapest useful first: the first full-scale cell of a suite, then the
+# cell that gives its KD gain, then more students of a teacher that is cached by then.
+QUEUE=(
+  "s3-cifar10 cifar10-jpeg__timm-resnet50__timm-resnet18__bf16__none__s0"   # ~2 h 45 (teacher ~2 h)
+  "s3-cifar10 cifar10-jpeg__timm-resnet50__timm-resnet18__bf16__kd__s0"     # ~1 h 20 (teacher forward every step: crop)
+  "s4-fmnist *__rescnn_b6__fp32__*__s0"                                      # ~1 h 20 for both (teacher cached)
+  "s4-fmnist *__rescnn_b8__fp32__*__s0"
+  "s4-fmnist *__rescnn_b10__fp32__*__s0"
+  "s3-cifar10 cifar10-jpeg__timm-resnet50~timm-resnet34__timm-resnet18__bf16__takd__s0"  # ~3 h
+)
+# CPU_QUEUE (lines of "suite glob") replaces it: tests/test_gpu_session.py rehearses on the smoke suite.
+if [ -n "${CPU_QUEUE:-}" ]; then mapfile -t QUEUE <<< "$CPU_QUEUE"; fi
+alive() { [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; }
+
+case "${1:-}" in
+  start)
+    if alive; then echo "already running (pid $(cat "$RUN/pid")): bash tools/cpu_cells.sh status"; exit 1; fi
+    mkdir -p "$RUN"
+    lines=$(printf '%s\n' "${QUEUE[@]}")
+    nohup bash -c '
+      while read -r suite cells; do
+        echo "=== $(date -u +%FT%TZ) $suite $cells"
+        python3 -m kdbench run "suites/$suite.yaml" --cells "$cells" --device cpu --results "$1/results" --cache "$1/cache" \
+          || echo "=== exit $? (the queue goes on)"
+      done <<< "$2"
+      echo "=== $(date -u +%FT%TZ) queue done"' _ "$RUN" "$lines" >> "$RUN/log.txt" 2>&1 &
+    echo $! > "$RUN/pid"
+    echo "started (pid $!), log $RUN/log.txt"
+    ;;
+  status)
+    if alive; then echo "running (pid $(cat "$RUN/pid"))"; else echo "not running"; fi
+    for suite in $(printf '%s\n' "${QUEUE[@]}" | awk '{print $1}' | sort -u); do
+      python3 -m kdbench list "suites/$suite.yaml" --results "$RUN/results" --cache "$RUN/cache" | grep -v '  not run$' || true
+    done
+    if [ -f "$RUN/log.txt" ]; then tail -n 3 "$RUN/log.txt"; fi
+    ;;
+  land)
+    bash "$(dirname "$0")/land_results.sh" "$RUN/results"
+    echo "then: nox -s tables, and commit reports/"
+    ;;
+  *)
+    sed -n '2,19p' "$0"; exit 2 ;;
+esac
