@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .conftest import REPO
 
-CELL = "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0"
+CELL = "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s{}"
 
 
 def cpu_cells(work: Path, *args: str, env: dict, ok: bool = True) -> subprocess.CompletedProcess:
@@ -47,26 +47,27 @@ def test_the_queue_runs_in_the_background_and_lands_its_results(tmp_path):
     shutil.copytree(REPO / "suites", work / "suites")
     run = tmp_path / "run"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", RUN=str(run),
-               KDBENCH_CACHE=str(tmp_path / "unused-cache"), CPU_QUEUE=f"smoke {CELL}")
+               KDBENCH_CACHE=str(tmp_path / "unused-cache"), CPU_QUEUE=f"smoke {CELL.format('*')} --set seeds=[0,1]")  # a queue line with more run arguments
 
     started = cpu_cells(work, "start", env=env)
     assert "started (pid" in started.stdout
     wait_for_the_queue(run)
     log = (run / "log.txt").read_text()
-    assert f"[1/1] {CELL}" in log and "queue done" in log, log[-3000:]
+    assert f"[2/2] {CELL.format(1)}" in log and "queue done" in log, log[-3000:]
     # Teachers and checkpoints go to the run folder, not the default cache: the next session needs them.
     assert any((run / "cache" / "teachers").iterdir()) and not (tmp_path / "unused-cache").exists()
 
     status = cpu_cells(work, "status", env=env)
-    assert "not running" in status.stdout and f"{CELL}  ok  test top-1" in status.stdout
+    assert "not running" in status.stdout and f"{CELL.format(1)}  ok  test top-1" in status.stdout
 
     landed = cpu_cells(work, "land", env=env)
     folder = work / "reports" / "results" / "smoke"
-    assert json.loads((folder / f"{CELL}.json").read_text())["status"] == "ok"
-    assert sorted(p.suffix for p in folder.iterdir()) == [".csv", ".json"]  # never the .pt weights
-    assert "1 ok" in landed.stdout
+    for seed in (0, 1):  # seed 1 too, though the suite file names seed 0 only
+        assert json.loads((folder / f"{CELL.format(seed)}.json").read_text())["status"] == "ok"
+    assert sorted({p.suffix for p in folder.iterdir()}) == [".csv", ".json"]  # never the .pt weights
+    assert "2 ok" in landed.stdout
 
     # Started again, the finished cell is not trained twice.
     cpu_cells(work, "start", env=env)
     wait_for_the_queue(run)
-    assert "1 cells, 1 already done, 0 to run" in (run / "log.txt").read_text()
+    assert "2 cells, 2 already done, 0 to run" in (run / "log.txt").read_text()

@@ -18,11 +18,16 @@
 # queue then starts again from scratch.
 set -euo pipefail
 RUN="${RUN:-/work/cpu-run}"
-# suite  cell-id glob; cheapest useful first: the first full-scale cell of a suite, then the
-# cell that gives its KD gain, then more students of a teacher that is cached by then.
+# suite  cell-id glob  [more kdbench run arguments]; cheapest useful first: the first full-scale
+# cell of a suite, then the cell that gives its KD gain, then seeds for a golden file, then more
+# students of a teacher that is cached by then.
 QUEUE=(
   "s3-cifar10 cifar10-jpeg__timm-resnet50__timm-resnet18__bf16__none__s0"   # ~2 h 45 (teacher ~2 h)
   "s3-cifar10 cifar10-jpeg__timm-resnet50__timm-resnet18__bf16__kd__s0"     # ~1 h 20 (teacher forward every step: crop)
+  # Seeds 1 and 2 beside the committed seed 0 (~1 h 30 a seed, its teacher included): then
+  # kdbench golden update s4-fmnist --cells '*rescnn_b4__fp32__*' --spread-seeds 0 1 2
+  #   --results $RUN/results --cache $RUN/cache --device cpu  writes golden/s4-fmnist/cpu.json.
+  "s4-fmnist *__rescnn_b4__fp32__* --set seeds=[0,1,2]"
   "s4-fmnist *__rescnn_b6__fp32__*__s0"                                      # ~1 h 20 for both (teacher cached)
   "s4-fmnist *__rescnn_b8__fp32__*__s0"
   "s4-fmnist *__rescnn_b10__fp32__*__s0"
@@ -38,9 +43,10 @@ case "${1:-}" in
     mkdir -p "$RUN"
     lines=$(printf '%s\n' "${QUEUE[@]}")
     nohup bash -c '
-      while read -r suite cells; do
-        echo "=== $(date -u +%FT%TZ) $suite $cells"
-        python3 -m kdbench run "suites/$suite.yaml" --cells "$cells" --device cpu --results "$1/results" --cache "$1/cache" \
+      while read -r suite cells extra; do
+        echo "=== $(date -u +%FT%TZ) $suite $cells $extra"
+        # shellcheck disable=SC2086  # extra: words, no spaces inside any
+        python3 -m kdbench run "suites/$suite.yaml" --cells "$cells" $extra --device cpu --results "$1/results" --cache "$1/cache" \
           || echo "=== exit $? (the queue goes on)"
       done <<< "$2"
       echo "=== $(date -u +%FT%TZ) queue done"' _ "$RUN" "$lines" >> "$RUN/log.txt" 2>&1 &
@@ -49,8 +55,11 @@ case "${1:-}" in
     ;;
   status)
     if alive; then echo "running (pid $(cat "$RUN/pid"))"; else echo "not running"; fi
-    for suite in $(printf '%s\n' "${QUEUE[@]}" | awk '{print $1}' | sort -u); do
-      python3 -m kdbench list "suites/$suite.yaml" --results "$RUN/results" --cache "$RUN/cache" | grep -v '  not run$' || true
+    # Each suite once, listed with its longest extra arguments (a seeds list covers seed 0's cells).
+    printf '%s\n' "${QUEUE[@]}" | awk '{e = $3 " " $4; if (!($1 in x) || length(e) > length(x[$1])) x[$1] = e}
+      END {for (k in x) print k, x[k]}' | sort | while read -r suite extra; do
+      # shellcheck disable=SC2086
+      python3 -m kdbench list "suites/$suite.yaml" $extra --results "$RUN/results" --cache "$RUN/cache" | grep -v '  not run$' || true
     done
     if [ -f "$RUN/log.txt" ]; then tail -n 3 "$RUN/log.txt"; fi
     ;;

@@ -11,9 +11,11 @@ for d in "$src"/*/; do
   [ -d "$d" ] || continue
   suite=$(basename "$d")
   [ -f "suites/$suite.yaml" ] || { echo "$d: no suites/$suite.yaml here; left out"; continue; }
-  for id in $(python3 -m kdbench list "suites/$suite.yaml" --results "$src" | awk '$2 == "ok" && $1 ~ /__/ {print $1}'); do
+  # Every seed that has a result there (a golden file's spread seeds beside the suite's own).
+  seeds=$(find "$d" -maxdepth 1 -name '*__s*.json' | sed -n 's/.*__s\([0-9]*\)\.json$/\1/p' | sort -un | paste -sd, -)
+  for id in $(python3 -m kdbench list "suites/$suite.yaml" ${seeds:+--set "seeds=[$seeds]"} --results "$src" | awk '$2 == "ok" && $1 ~ /__/ {print $1}'); do
     mkdir -p "reports/results/$suite" && cp "$d$id.json" "reports/results/$suite/"
     if [ -f "$d$id.history.csv" ]; then cp "$d$id.history.csv" "reports/results/$suite/"; fi
   done
-  python3 -m kdbench list "suites/$suite.yaml" --results reports/results | tail -1
+  python3 -m kdbench list "suites/$suite.yaml" ${seeds:+--set "seeds=[$seeds]"} --results reports/results | tail -1
 done
