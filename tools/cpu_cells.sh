@@ -33,7 +33,7 @@ QUEUE=(
   "s4-fmnist *__rescnn_b10__fp32__*__s0"
   "s3-cifar10 cifar10-jpeg__timm-resnet50~timm-resnet34__timm-resnet18__bf16__takd__s0"  # ~3 h
 )
-# CPU_QUEUE (lines of "suite glob") replaces it: tests/test_gpu_session.py rehearses on the smoke suite.
+# CPU_QUEUE (lines like those above) replaces it: tests/test_cpu_cells.py rehearses on the smoke suite.
 if [ -n "${CPU_QUEUE:-}" ]; then mapfile -t QUEUE <<< "$CPU_QUEUE"; fi
 alive() { [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; }
 
