@@ -94,3 +94,16 @@ def committed_smoke_result(name: str, folder: Path, **config) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text(json.dumps(r))
     return r
+
+
+def script_checkout(work: Path, *scripts: str) -> dict:
+    """A checkout's layout under ``work`` for rehearsing tools/ scripts: those scripts and the
+    suites. Returns an environment whose python3 is this test run's (kdbench importable)."""
+    import shutil
+    import sys
+
+    (work / "tools").mkdir(parents=True)
+    for script in scripts:
+        shutil.copy(REPO / "tools" / script, work / "tools")
+    shutil.copytree(REPO / "suites", work / "suites")
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from .conftest import REPO
+from .conftest import script_checkout
 
 CELL = "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s{}"
 
@@ -40,13 +38,9 @@ def wait_for_the_queue(run: Path, seconds: float = 600) -> None:
 
 
 def test_the_queue_runs_in_the_background_and_lands_its_results(tmp_path):
-    work = tmp_path / "repo"  # a checkout's layout: the scripts and the suites
-    (work / "tools").mkdir(parents=True)
-    for script in ("cpu_cells.sh", "land_results.sh"):
-        shutil.copy(REPO / "tools" / script, work / "tools")
-    shutil.copytree(REPO / "suites", work / "suites")
+    work = tmp_path / "repo"
     run = tmp_path / "run"
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", RUN=str(run),
+    env = dict(script_checkout(work, "cpu_cells.sh", "land_results.sh"), RUN=str(run),
                KDBENCH_CACHE=str(tmp_path / "unused-cache"), CPU_QUEUE=f"smoke {CELL.format('*')} --set seeds=[0,1]")  # a queue line with more run arguments
 
     started = cpu_cells(work, "start", env=env)

@@ -12,7 +12,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from .conftest import REPO
+from .conftest import REPO, script_checkout
 
 CELL = "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0"
 
@@ -87,12 +87,8 @@ def test_profile_then_land_keeps_timings_that_cost_reads(tmp_path, capsys):
     from kdbench.cli import main
 
     work = tmp_path / "repo"
-    (work / "tools").mkdir(parents=True)
-    for script in ("gpu_session.sh", "land_results.sh"):
-        shutil.copy(REPO / "tools" / script, work / "tools")
-    shutil.copytree(REPO / "suites", work / "suites")
     out = tmp_path / "out"
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(out),
+    env = dict(script_checkout(work, "gpu_session.sh", "land_results.sh"), OUT=str(out),
                KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
                PROFILE_SUITES="suites/smoke.yaml")
     profiled = gpu_session(work, "profile", env=env)
