@@ -47,14 +47,19 @@ def gpu_profile(session: nox.Session) -> None:
 
 
 def committed_results() -> dict[tuple[str, str], list[int]]:
-    """(suite file, device class) → the seeds of its results in reports/results/."""
+    """(suite file, device class) → the seeds of its results in reports/results/DEVICECLASS/SUITE/:
+    one results folder per device class, so that the same cell run on the CPU and on a GPU
+    keeps both results (kdbench diff compares the two)."""
     import json
 
     found: dict[tuple[str, str], set[int]] = {}
     for suite in ALL_SUITES:
-        for f in (Path("reports/results") / Path(suite).stem).glob("*.json"):
+        for f in Path("reports/results").glob(f"*/{Path(suite).stem}/*.json"):
             r = json.loads(f.read_text())
-            found.setdefault((suite, r["environment"]["device_class"]), set()).add(r["cell"]["seed"])
+            device_class = f.parent.parent.name
+            if r["environment"]["device_class"] != device_class:
+                raise SystemExit(f"{f}: a {r['environment']['device_class']} result in the {device_class} folder")
+            found.setdefault((suite, device_class), set()).add(r["cell"]["seed"])
     return {k: sorted(v) for k, v in sorted(found.items())}
 
 
@@ -65,7 +70,7 @@ def tables(session: nox.Session) -> None:
         # Every seed there (the golden files' spread seeds): the pages show the spread and
         # whether KD gains clear it ("Across seeds").
         extra = ["--gradcam"] if suite.endswith("smoke.yaml") else []
-        session.run("python", "-m", "kdbench", "report", suite, "--set", f"seeds={seeds}", "--results", "reports/results",
+        session.run("python", "-m", "kdbench", "report", suite, "--set", f"seeds={seeds}", "--results", f"reports/results/{device_class}",
                     "--device-class", device_class, *extra)
 
 

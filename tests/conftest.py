@@ -13,6 +13,8 @@ from kdbench.determinism import flush_denormals
 flush_denormals()
 
 REPO = Path(__file__).resolve().parents[1]
+# The committed smoke results (reports/results holds one results folder per device class).
+SMOKE_RESULTS = REPO / "reports" / "results" / "cpu" / "smoke"
 
 
 def shared_data_root() -> Path | None:
@@ -88,7 +90,7 @@ def committed_smoke_result(name: str, folder: Path, **config) -> dict:
     from kdbench.fingerprint import code_fingerprint
     from kdbench.suite import spec_hash
 
-    r = json.loads((REPO / "reports" / "results" / "smoke" / name).read_text())
+    r = json.loads((SMOKE_RESULTS / name).read_text())
     r["config"].update({"code": code_fingerprint(), **config})
     r["config_hash"] = spec_hash(r["config"])
     folder.mkdir(parents=True, exist_ok=True)

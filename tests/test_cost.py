@@ -6,7 +6,7 @@ from kdbench.cost import Shape, cost_table, flops_text, replayed_versions, suite
 from kdbench.models import build_model, count_flops
 from kdbench.suite import load_suite, parse_suite
 
-from .conftest import REPO, committed_smoke_result
+from .conftest import REPO, SMOKE_RESULTS, committed_smoke_result
 
 SMOKE_SHAPE = {"fmnist-smoke": Shape(channels=1, image_size=28, num_classes=10, n_train=1800, n_val=200)}
 
@@ -82,7 +82,7 @@ def test_cost_leaves_out_what_a_results_folder_already_holds(tmp_path, capsys):
     from kdbench.cli import main
 
     folder = tmp_path / "smoke"
-    for p in (REPO / "reports" / "results" / "smoke").glob("*__s0.json"):
+    for p in SMOKE_RESULTS.glob("*__s0.json"):
         committed_smoke_result(p.name, folder)
     assert main(["cost", "suites/smoke.yaml", "--set", "seeds=[0, 9]", "--results", str(tmp_path)]) == 0
     last = capsys.readouterr().out.rstrip().splitlines()[-2:]
@@ -139,7 +139,7 @@ def test_takd_assistants_are_timed_by_their_recorded_epochs():
         "  teachers: [cnn_medium]\n  students: [cnn_tiny, cnn_small]", "  pairs: [[cnn_medium, cnn_small, cnn_tiny]]")
     suite = parse_suite(text, "x.yaml", ("matrix.methods=[takd]",))
     stages = suite_stages(suite, suite.cells(), SMOKE_SHAPE)
-    r = json.loads((REPO / "reports" / "results" / "smoke" / "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0.json").read_text())
+    r = json.loads((SMOKE_RESULTS / "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0.json").read_text())
     r["cell"].update(student="cnn_tiny", assistants=["cnn_small"], method="takd")
     r["teacher"]["chain"] = [{"model": "cnn_small", "history": [{"epoch": e, "epoch_seconds": s} for e, s in enumerate((9.0, 2.0, 4.0), 1)]}]
     seconds = measured_epoch_seconds([r])

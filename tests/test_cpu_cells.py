@@ -55,7 +55,7 @@ def test_the_queue_runs_in_the_background_and_lands_its_results(tmp_path):
     assert "not running" in status.stdout and f"{CELL.format(1)}  ok  test top-1" in status.stdout
 
     landed = cpu_cells(work, "land", env=env)
-    folder = work / "reports" / "results" / "smoke"
+    folder = work / "reports" / "results" / "cpu" / "smoke"
     for seed in (0, 1):  # seed 1 too, though the suite file names seed 0 only
         assert json.loads((folder / f"{CELL.format(seed)}.json").read_text())["status"] == "ok"
     assert sorted({p.suffix for p in folder.iterdir()}) == [".csv", ".json"]  # never the .pt weights

@@ -48,7 +48,7 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
 
     shutil.rmtree(work / ".gpu-state")  # landing happens in the session's own checkout
     landed = gpu_session(work, "land", str(out), env=env)
-    result = json.loads((work / "reports" / "results" / "smoke" / f"{CELL}.json").read_text())
+    result = json.loads((work / "reports" / "results" / "cpu" / "smoke" / f"{CELL}.json").read_text())
     assert result["status"] == "ok" and result["config"]["device_class"] == "cpu"
     done = (work / "reports" / "gpu-owed-done.txt").read_text().splitlines()
     assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "loop", "full"]

@@ -252,9 +252,9 @@ def test_seeds_table_on_the_committed_smoke_results():
 
     from kdbench.report import seeds_table
 
-    from .conftest import REPO
+    from .conftest import SMOKE_RESULTS
 
-    results = {p.stem: json.loads(p.read_text()) for p in (REPO / "reports" / "results" / "smoke").glob("*.json")}
+    results = {p.stem: json.loads(p.read_text()) for p in SMOKE_RESULTS.glob("*.json")}
     table = seeds_table(results)
     top1 = {(r["cell"]["student"], r["cell"]["method"], r["cell"]["seed"]): 100 * r["metrics"]["test_top1_last"] for r in results.values()}
     for student in ("cnn_tiny", "cnn_small"):
@@ -297,11 +297,11 @@ def test_page_says_which_results_a_rerun_would_redo(tmp_path):
     from kdbench.results import load_results
     from kdbench.suite import load_suite
 
-    from .conftest import REPO, committed_smoke_result
+    from .conftest import REPO, SMOKE_RESULTS, committed_smoke_result
 
     suite = load_suite(REPO / "suites" / "smoke.yaml")
     folder = tmp_path / "smoke"
-    for i, p in enumerate(sorted((REPO / "reports" / "results" / "smoke").glob("*__s0.json"))):
+    for i, p in enumerate(sorted(SMOKE_RESULTS.glob("*__s0.json"))):
         committed_smoke_result(p.name, folder, **({} if i % 2 else {"code": "0" * 64}))  # every other one from older code
     results = load_results(suite, tmp_path)
     stale = stale_results(suite, tmp_path, results)

@@ -9,7 +9,7 @@
 #                                    run of it is alive. Log: $RUN/log.txt
 #   bash tools/cpu_cells.sh status   whether it runs, each queued cell's state, the trainings saved
 #                                    mid-way (epoch, val top-1, time left at their pace), the log's tail
-#   bash tools/cpu_cells.sh land     copies the finished, current results into reports/results/
+#   bash tools/cpu_cells.sh land     copies the finished, current results into reports/results/cpu/
 #                                    (tools/land_results.sh; then nox -s tables and commit)
 #
 # RUN defaults to /work/cpu-run. Keep test runs off the CPU while it trains: on 2 cores a second

@@ -33,7 +33,7 @@
 #                                       next call), writes the queue position to
 #                                       reports/gpu-owed-done.txt (commit it: a later session's
 #                                       owed starts there), copies the finished full-scale results that
-#                                       are current into reports/results/ (then: nox -s tables),
+#                                       are current into reports/results/DEVICECLASS/ (then: nox -s tables),
 #                                       saves the three benchmark runs as a baseline with the
 #                                       threshold their noise sets (kdbench bench-noise --save)
 #                                       and the loop figures under benchmarks/.
@@ -170,14 +170,16 @@ case "$step" in
     deadline=$(( $(now) + ${2:-520} ))
     mkdir -p "$STATE" "$KDBENCH_CACHE"
     # A new session's checkout has no .gpu-state: start from what earlier sessions committed
-    # (the finished parts, and the full-scale results, which the runner skips while current).
+    # (the finished parts, and the full-scale results of this machine's device class, which the
+    # runner skips while current).
     [ -f "$STATE/done" ] || { [ -f "$DONE_FILE" ] && grep -v '^#' "$DONE_FILE" > "$STATE/done"; } || true
     touch "$STATE/done"
-    for d in reports/results/*/; do
-      [ -d "$d" ] && mkdir -p "$STATE/results/$(basename "$d")" && cp -n "$d"*.json "$d"*.csv "$STATE/results/$(basename "$d")/" 2>/dev/null || true
-    done
     if [ -d "$STATE/checkpoints" ]; then cp -rn "$STATE/checkpoints" "$KDBENCH_CACHE/" && rm -rf "$STATE/checkpoints"; fi
     setup
+    class=$(python3 -c "from kdbench.determinism import device_class, pick_device; print(device_class(pick_device('$DEVICE')))")
+    for d in "reports/results/$class"/*/; do
+      [ -d "$d" ] && mkdir -p "$STATE/results/$(basename "$d")" && cp -n "$d"*.json "$d"*.csv "$STATE/results/$(basename "$d")/" 2>/dev/null || true
+    done
     export OUT KDBENCH_DATA KDBENCH_CACHE
     export -f run_determinism run_bench run_loop
     part() {  # name, cap in seconds, function and arguments: run unless done or no time is left
