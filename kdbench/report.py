@@ -241,7 +241,7 @@ def stale_note(stale: dict[str, list[str]], total: int) -> str:
 def suite_page(suite_name: str, description: str, results: dict[str, dict], golden: dict | None, device_class: str,
                figures: dict[str, str] | None = None, reported=(), stale: dict[str, list[str]] | None = None) -> str:
     """The Markdown page of a suite; ``figures`` maps a figure's title to its path relative to the page;
-    ``stale``: cell id → what changed since that result was made (see ``Runner.config_changes``)."""
+    ``stale``: cell id → what changed since that result was made (see ``CellIdentity.config_changes``)."""
     any_r = next(iter(results.values()), None)
     stat = any_r["statistic"] if any_r else ""
     lines = [f"# Suite `{suite_name}` on `{device_class}`", ""]

@@ -17,10 +17,10 @@ import torch
 
 from . import precision as prec
 from .data.base import default_cache_dir, resolve_data_root
-from .determinism import configure_determinism, device_class, environment, flush_denormals
+from .determinism import configure_determinism, device_class, environment
 from .errors import KDBenchError, TrainingFault
-from .fingerprint import FP8_CODE_FILES, code_fingerprint, raw_code_fingerprint
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
+from .identity import CellIdentity
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
 from .latency import single_image_latency
 from .metrics import classification_metrics, per_class_report
@@ -61,26 +61,15 @@ class Runner:
         self.device = opts.device
         self.device_class = device_class(opts.device)
         self.data_root, self.data_root_from = resolve_data_root(opts.data_root)
-        self.code = code_fingerprint()
-        self.code_fp8 = code_fingerprint(FP8_CODE_FILES)
-        self.raw_code = {"": raw_code_fingerprint(), "fp8": raw_code_fingerprint(FP8_CODE_FILES)}
-        # On a CPU, whether denormals are flushed decides the numbers (and the speed): part of
-        # a CPU cell's configuration and of its cached stages' keys. GPU cells are unaffected.
-        self.cpu_denormals = flush_denormals()
-        self.cpu_numerics = self.numerics_of(self.device_class)
-        if self.cpu_numerics.get("cpu_denormals") == "kept":
+        self.pretrained = self._check_pretrained()
+        self.ids = CellIdentity(suite, self.device_class, {name: sha for name, (_, sha) in self.pretrained.items()})
+        if self.ids.cpu_numerics.get("cpu_denormals") == "kept":
             self.log("[cpu] denormal floats are computed, not flushed (torch's threads started before kdbench could set the flag: "
                      "call kdbench.determinism.flush_denormals() first); CPU training can slow several-fold once weights decay "
                      "towards zero, and these results are keyed 'cpu_denormals: kept'")
         self._prepared: dict[str, Prepared] = {}
         self.stages = StageCache(opts.cache_dir, self.device, self.log)
-        self.pretrained = self._check_pretrained()
         self._pretrained_info: dict[str, dict] = {}
-
-    def numerics_of(self, device_class: str) -> dict:
-        """What decides the numbers on that device class beyond code and settings: on a CPU,
-        whether denormals are flushed."""
-        return {"cpu_denormals": self.cpu_denormals} if device_class == "cpu" else {}
 
     def _check_pretrained(self) -> dict[str, tuple[Path, str]]:
         """model name → (weights file, its sha256), every file read and checked before any training."""
@@ -93,59 +82,18 @@ class Runner:
             out[name] = (path, file_sha256(path))
         return out
 
-    def pretrained_of(self, names) -> dict[str, str]:
-        """sha256 of the starting weights of those models that have them (for cache keys)."""
-        return {n: self.pretrained[n][1] for n in names if n in self.pretrained}
+    def training_keys(self, cell: Cell) -> list[tuple[str, str, int]]:
+        """(key, stage, epochs) of each training the cell runs (``CellIdentity.training_keys``).
+        Needs the data: the teacher's key holds its fingerprint."""
+        return self.ids.training_keys(cell, self.prepare(cell.dataset))
 
-    # ----------------------------------------------------------------- configuration
-
-    def code_of(self, cell: Cell) -> str:
-        """The fingerprint of the code that trains this cell's models."""
-        return self.code_fp8 if cell.precision == "fp8" else self.code
-
-    def cell_config(self, cell: Cell) -> dict:
-        s = self.suite.spec_of(cell)
-        return {
-            "cell": {"dataset": cell.dataset, "teacher": cell.teacher, "assistants": list(cell.assistants), "student": cell.student,
-                     "precision": cell.precision, "method": cell.method, "seed": cell.seed, "variant": cell.variant},
-            "split": spec_hash(s.split),
-            # How the pixels reach the model (memory or streamed, how many workers) does not
-            # change them or their order (tested bitwise), so it does not re-run finished cells.
-            "data": spec_hash(dataclasses.replace(s.data, loading="auto", workers=0)),
-            "teacher_recipe": spec_hash(s.teacher),
-            "student_recipe": spec_hash(s.student),
-            "kd": spec_hash(s.kd) if cell.method != "none" else None,
-            "metrics": list(s.metrics),
-            "device_class": self.device_class,
-            "code": self.code_of(cell),
-            "pretrained": self.pretrained_of((cell.teacher, *cell.assistants, cell.student)),
-            **self.cpu_numerics,
-        }
-
-    def config_changes(self, cell: Cell, result: dict, here: bool = False) -> list[str]:
-        """The parts of a finished result's configuration that differ from what this suite and
-        this training code would run now ([]: the result is current, a re-run keeps it), judged
-        on the device class the result was made on (so GPU results can be checked on a CPU), or
-        with ``here`` on this runner's."""
-        have = result.get("config") or {}
-        want = self.cell_config(cell)
-        if not here:
-            want["device_class"] = have.get("device_class", want["device_class"])
-            want.pop("cpu_denormals", None)
-            want.update(self.numerics_of(want["device_class"]))
-        # A result made before comments were left out of the fingerprint holds the raw files'.
-        raw = dict(want, code=self.raw_code["fp8" if cell.precision == "fp8" else ""])
-        if result.get("config_hash") in (spec_hash(want), spec_hash(raw)):
-            return []
-        if have.get("code") == raw["code"]:
-            want = raw
-        return sorted(k for k in want if have.get(k) != want[k]) or ["config_hash"]
+    # ----------------------------------------------------------------- results
 
     def result_path(self, cell: Cell) -> Path:
         return self.opts.results_dir / self.suite.name / f"{cell.id}.json"
 
     def ok_results(self, cells: list[Cell], here: bool = False) -> dict[str, tuple[dict, list[str]]]:
-        """cell id → (its finished result, what changed since: see ``config_changes``), for the
+        """cell id → (its finished result, what changed since: see ``CellIdentity.config_changes``), for the
         cells with an ok result file; missing, unreadable, failed and unsupported ones are left out."""
         out = {}
         for cell in cells:
@@ -154,7 +102,7 @@ class Runner:
             except (OSError, ValueError):
                 continue  # missing or unreadable: a run redoes it
             if r.get("status") == "ok":
-                out[cell.id] = (r, self.config_changes(cell, r, here))
+                out[cell.id] = (r, self.ids.config_changes(cell, r, here))
         return out
 
     def finished(self, cell: Cell) -> bool:
@@ -171,33 +119,6 @@ class Runner:
 
     # ----------------------------------------------------------------- teacher
 
-    def teacher_key(self, cell: Cell, p: Prepared) -> str:
-        return spec_hash({
-            "dataset": p.data.fingerprint, "split": p.split.fingerprint, "model": cell.teacher,
-            "recipe": spec_hash(self.suite.spec_of(cell).teacher), "seed": cell.seed, "precision": cell.precision,
-            "device_class": self.device_class, "torch": torch.__version__, "code": self.code_of(cell), **self.cpu_numerics,
-            **({"pretrained": self.pretrained_of([cell.teacher])} if cell.teacher in self.pretrained else {}),
-        })
-
-    def assistant_key(self, cell: Cell, name: str, previous_key: str) -> str:
-        """A TAKD assistant's cache key: keyed by the whole chain above it (``previous_key``)."""
-        spec = self.suite.spec_of(cell)
-        return spec_hash({"previous": previous_key, "model": name, "recipe": spec_hash(spec.student), "kd": spec_hash(spec.kd),
-                          "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code_of(cell),
-                          **self.cpu_numerics,
-                          **({"pretrained": self.pretrained_of([name])} if name in self.pretrained else {})})
-
-    def training_keys(self, cell: Cell) -> list[tuple[str, str, int]]:
-        """(key, stage, epochs) of each training the cell runs, keyed as ``run_cell`` keys its
-        caches and checkpoints: the teacher, the assistants (takd), the student. Needs the data
-        (the teacher's key holds its fingerprint)."""
-        spec = self.suite.spec_of(cell)
-        out = [(self.teacher_key(cell, self.prepare(cell.dataset)), f"teacher {cell.teacher}", spec.teacher.epochs)]
-        for name in cell.assistants if cell.method == "takd" else ():
-            out.append((self.assistant_key(cell, name, out[-1][0]), f"assistant {name}", spec.student.epochs))
-        out.append((spec_hash(self.cell_config(cell)), f"student {cell.student} [{cell.method}]", spec.student.epochs))
-        return out
-
     def teacher(self, cell: Cell, p: Prepared, policy: prec.Policy) -> tuple[torch.nn.Module, dict]:
         spec = self.suite.spec_of(cell)
 
@@ -205,7 +126,7 @@ class Runner:
             return fit(model, p.train, p.val, spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.log,
                        checkpoint=checkpoint, checkpoint_every_s=self.opts.checkpoint_every_s)
 
-        return self._cached_model(self.teacher_key(cell, p), cell.teacher, "teacher", cell.seed, p, train, spec.teacher.epochs, policy)
+        return self._cached_model(self.ids.teacher_key(cell, p), cell.teacher, "teacher", cell.seed, p, train, spec.teacher.epochs, policy)
 
     def assistant_chain(self, cell: Cell, p: Prepared, policy: prec.Policy, teacher: torch.nn.Module, tinfo: dict) -> tuple[torch.nn.Module, dict, list[dict]]:
         """TAKD: distil each assistant from the model before it (student recipe, KD loss);
@@ -215,7 +136,7 @@ class Runner:
         prev, prev_info = teacher, tinfo
         stages = []
         for name in cell.assistants:
-            key = self.assistant_key(cell, name, prev_info["key"])
+            key = self.ids.assistant_key(cell, name, prev_info["key"])
             source = prev
 
             def train(model: torch.nn.Module, checkpoint: Path, source=source, name=name):
@@ -332,7 +253,7 @@ class Runner:
         p = self.prepare(cell.dataset)
         policy = prec.get_policy(cell.precision, self.device)
         prec.apply_global_flags(policy)
-        config = self.cell_config(cell)
+        config = self.ids.cell_config(cell)
         spec = self.suite.spec_of(cell)
         stat = "last" if spec.student.select == "last" else "bestval"
         base = {
@@ -341,8 +262,8 @@ class Runner:
             "suite_spec": dataclasses.asdict(spec),
             # code_raw (the raw bytes, comments included) lets `kdbench diff` compare this result
             # with ones made before comments were left out of "code".
-            "fingerprints": {"dataset": p.data.fingerprint, "split": p.split.fingerprint, "code": self.code_of(cell),
-                             "code_raw": self.raw_code["fp8" if cell.precision == "fp8" else ""]},
+            "fingerprints": {"dataset": p.data.fingerprint, "split": p.split.fingerprint, "code": self.ids.code_of(cell),
+                             "code_raw": self.ids.raw_code_of(cell)},
             "data": {"name": p.data.name, "location": p.data.location, "root_chosen_by": self.data_root_from, "notes": p.data.notes,
                      "skipped_files": len(p.data.skipped_files), "skipped_examples": p.data.skipped_files[:10],
                      "n_train": len(p.train), "n_val": len(p.val), "n_test": len(p.test)},
@@ -375,7 +296,7 @@ class Runner:
                      method="dkd" if cell.method == "dkd" else "kd",
                      teacher_logits=cached_logits, epoch_metrics=self.epoch_metrics(p, spec),
                      test_metrics=self.test_metrics(p, spec, policy), log=self.log,
-                     checkpoint=self.checkpoint_path(spec_hash(self.cell_config(cell))), checkpoint_every_s=self.opts.checkpoint_every_s)
+                     checkpoint=self.checkpoint_path(self.ids.student_key(cell)), checkpoint_every_s=self.opts.checkpoint_every_s)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t_inf = time.perf_counter()

@@ -26,7 +26,7 @@ def cell_lines(runner: Runner, cells: list[Cell]) -> Iterator[tuple[str, str]]:
             if status == "ok":
                 top1 = next(v for k, v in r["metrics"].items() if k.startswith("test_top1_"))
                 detail = f"test top-1 {100 * top1:.2f} % on {r['environment']['device_class']}, finished {r.get('finished_at', '?')}"
-                changed = runner.config_changes(c, r)
+                changed = runner.ids.config_changes(c, r)
                 if changed:
                     # Made with other settings or other training code: a re-run redoes it.
                     status, detail = "stale", f"{detail}; changed since: {', '.join(changed)} (a re-run redoes it)"

@@ -203,14 +203,14 @@ def test_a_result_is_current_exactly_when_a_rerun_would_keep_it(tmp_path):
     suite = load_suite(REPO / "suites" / "smoke.yaml")
     runner = Runner(suite, RunOptions(results_dir=tmp_path))
     cell = suite.cells()[0]
-    config = runner.cell_config(cell)
+    config = runner.ids.cell_config(cell)
     path = runner.result_path(cell)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"status": "ok", "config": config, "config_hash": spec_hash(config)}))
-    assert runner.finished(cell) and runner.config_changes(cell, json.loads(path.read_text())) == []
+    assert runner.finished(cell) and runner.ids.config_changes(cell, json.loads(path.read_text())) == []
     moved = dict(config, code="0" * 64, kd="1" * 64)
     path.write_text(json.dumps({"status": "ok", "config": moved, "config_hash": spec_hash(moved)}))
-    assert not runner.finished(cell) and runner.config_changes(cell, json.loads(path.read_text())) == ["code", "kd"]
+    assert not runner.finished(cell) and runner.ids.config_changes(cell, json.loads(path.read_text())) == ["code", "kd"]
 
 
 def test_code_text_drops_what_python_ignores_and_keeps_strings_whole():
@@ -238,11 +238,11 @@ def test_comment_edits_keep_results_current_code_edits_do_not(tmp_path, monkeypa
     suite = load_suite(REPO / "suites" / "smoke.yaml")
     cell = suite.cells()[0]
     before = Runner(suite, RunOptions(results_dir=tmp_path))
-    config = before.cell_config(cell)
+    config = before.ids.cell_config(cell)
     current = {"status": "ok", "config": config, "config_hash": spec_hash(config)}
-    raw = dict(config, code=before.raw_code[""])
+    raw = dict(config, code=before.ids.raw_code[""])
     older = {"status": "ok", "config": raw, "config_hash": spec_hash(raw)}
-    assert before.config_changes(cell, current) == [] and before.config_changes(cell, older) == []
+    assert before.ids.config_changes(cell, current) == [] and before.ids.config_changes(cell, older) == []
     real_read_bytes = fingerprint_module.Path.read_bytes
 
     def edited(extra: bytes):
@@ -250,9 +250,9 @@ def test_comment_edits_keep_results_current_code_edits_do_not(tmp_path, monkeypa
         return Runner(suite, RunOptions(results_dir=tmp_path))
 
     commented = edited(b"\n# a note on the loop\n")
-    assert commented.config_changes(cell, current) == [], "a comment is not training code"
-    assert commented.config_changes(cell, older) == ["code"], "the raw bytes changed"
-    assert edited(b"\nEDITED = 1\n").config_changes(cell, current) == ["code"]
+    assert commented.ids.config_changes(cell, current) == [], "a comment is not training code"
+    assert commented.ids.config_changes(cell, older) == ["code"], "the raw bytes changed"
+    assert edited(b"\nEDITED = 1\n").ids.config_changes(cell, current) == ["code"]
 
 
 def test_fp8_cells_alone_are_keyed_to_the_fp8_training_code(tmp_path, monkeypatch):
@@ -268,9 +268,9 @@ def test_fp8_cells_alone_are_keyed_to_the_fp8_training_code(tmp_path, monkeypatc
     monkeypatch.setattr(fingerprint_module.Path, "read_bytes",
                         lambda self: real_read_bytes(self) + (b"\nEDITED = 1\n" if self.name == "fp8.py" else b""))
     after = Runner(suite, RunOptions(results_dir=tmp_path))
-    assert after.cell_config(fp32) == before.cell_config(fp32)
-    assert after.cell_config(fp8)["code"] != before.cell_config(fp8)["code"]
-    assert before.cell_config(fp8)["code"] != before.cell_config(fp32)["code"]
+    assert after.ids.cell_config(fp32) == before.ids.cell_config(fp32)
+    assert after.ids.cell_config(fp8)["code"] != before.ids.cell_config(fp8)["code"]
+    assert before.ids.cell_config(fp8)["code"] != before.ids.cell_config(fp32)["code"]
 
 
 def test_a_run_says_why_finished_cells_run_again(tmp_path):
@@ -283,7 +283,7 @@ def test_a_run_says_why_finished_cells_run_again(tmp_path):
     runner = Runner(suite, RunOptions(results_dir=tmp_path, log=logs.append))
     cells = suite.cells()[:2]
     for cell in cells:
-        config = dict(runner.cell_config(cell), student_recipe="0" * 64)
+        config = dict(runner.ids.cell_config(cell), student_recipe="0" * 64)
         path = runner.result_path(cell)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"status": "ok", "config": config, "config_hash": spec_hash(config)}))

@@ -85,12 +85,12 @@ def test_cpu_cells_are_keyed_by_how_denormals_were_computed(tmp_path):
     suite = load_suite(REPO / "suites" / "smoke.yaml")
     cell = suite.cells()[0]
     runner = Runner(suite, RunOptions(results_dir=tmp_path))
-    config = runner.cell_config(cell)
+    config = runner.ids.cell_config(cell)
     assert config["cpu_denormals"] == "flushed"  # conftest flushed before any test ran
     kept = dict(config, cpu_denormals="kept")
-    assert runner.config_changes(cell, {"status": "ok", "config": kept, "config_hash": spec_hash(kept)}) == ["cpu_denormals"]
+    assert runner.ids.config_changes(cell, {"status": "ok", "config": kept, "config_hash": spec_hash(kept)}) == ["cpu_denormals"]
     gpu = {k: v for k, v in dict(config, device_class="cuda-sm90").items() if k != "cpu_denormals"}
-    assert runner.config_changes(cell, {"status": "ok", "config": gpu, "config_hash": spec_hash(gpu)}) == [], "a GPU result judged on a CPU"
+    assert runner.ids.config_changes(cell, {"status": "ok", "config": gpu, "config_hash": spec_hash(gpu)}) == [], "a GPU result judged on a CPU"
 
 
 @pytest.mark.gpu
