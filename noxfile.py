@@ -66,10 +66,15 @@ def committed_results() -> dict[tuple[str, str], list[int]]:
 @nox.session(venv_backend="none", default=False)
 def tables(session: nox.Session) -> None:
     """Regenerate the report page of every suite and device class in reports/results/ (tables, figures; Grad-CAM for smoke)."""
-    for (suite, device_class), seeds in committed_results().items():
+    found = committed_results()
+    for (suite, device_class), seeds in found.items():
         # Every seed there (the golden files' spread seeds): the pages show the spread and
         # whether KD gains clear it ("Across seeds").
         extra = ["--gradcam"] if suite.endswith("smoke.yaml") else []
+        # The same suite's results on the other device classes: the page compares shared cells.
+        others = [f"reports/results/{c}" for (s, c) in found if s == suite and c != device_class]
+        if others:
+            extra += ["--compare", *others]
         session.run("python", "-m", "kdbench", "report", suite, "--set", f"seeds={seeds}", "--results", f"reports/results/{device_class}",
                     "--device-class", device_class, *extra)
 

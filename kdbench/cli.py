@@ -110,8 +110,13 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
             made.update(suite_gradcam(suite, results, results_dir, fig_dir, Path(args.data_root) if args.data_root else None,
                                       Path(args.cache) if args.cache else None, log=lambda m: print(m, file=sys.stderr)))
         figures = {k: Path(os.path.relpath(v, out.parent)).as_posix() for k, v in made.items()}
+    elsewhere: dict[str, dict[str, dict]] = {}
+    for folder in getattr(args, "compare", None) or ():
+        for cid, r in load_results(suite, Path(folder)).items():
+            if r["environment"]["device_class"] != device_class:
+                elsewhere.setdefault(r["environment"]["device_class"], {})[cid] = r
     page = suite_page(suite.name, suite.spec.description, results, load_golden(suite.name, device_class), device_class, figures,
-                      suite.spec.reported, stale_results(suite, results_dir, results))
+                      suite.spec.reported, stale_results(suite, results_dir, results), elsewhere)
     if out is not None:
         from .io import atomic_write_bytes
 
@@ -333,6 +338,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device-class", default="cpu", help="cpu, cuda-sm90, …")
     p.add_argument("--out", help="output file (default: reports/SUITE-DEVICECLASS.md); figures go to figures/ beside it")
     p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--compare", nargs="+", metavar="DIR", help="results folders of other device classes (e.g. reports/results/cuda-sm90): "
+                                                                "the page compares the cells finished both there and here")
     p.add_argument("--gradcam", action="store_true",
                    help="also Grad-CAM maps per student and best vs worst (loads the students' weights and the test images)")
     p.add_argument("--data-root", help="where datasets live, for --gradcam (default: $KDBENCH_DATA, then ~/.cache/kdbench/data)")

@@ -58,9 +58,10 @@ def provenance_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
     return lines
 
 
-def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, metric_prefix: str = "test_top1") -> tuple[str, list[str]]:
+def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, metric_prefix: str = "test_top1",
+                 names: tuple[str, str] = ("A", "B")) -> tuple[str, list[str]]:
     """A Markdown table over the cells both folders finished, and the cells whose metric moved
-    beyond its golden tolerance."""
+    beyond its golden tolerance; ``names`` head the two folders' columns."""
     rows, moved = [], []
     tolerances = (golden or {}).get("cells", {})
     for cid in sorted(set(a) & set(b)):
@@ -82,5 +83,7 @@ def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, me
                 verdict = "MOVED"
                 moved.append(f"{cid}: {name} {100 * va:.2f} → {100 * vb:.2f} % ({100 * (vb - va):+.2f} pp; tolerance ±{100 * tol:.2f})")
             rows.append([cid, name, f"{100 * va:.2f}", f"{100 * vb:.2f}", f"{100 * (vb - va):+.2f}", f"±{100 * tol:.2f}" if tol is not None else "—", verdict])
-    table = tabulate(rows, ["cell", "metric", "A %", "B %", "B − A (pp)", "golden tolerance (pp)", "verdict"], tablefmt="github", disable_numparse=True)
+    na, nb = names
+    table = tabulate(rows, ["cell", "metric", f"{na} %", f"{nb} %", f"{nb} − {na} (pp)", "golden tolerance (pp)", "verdict"],
+                     tablefmt="github", disable_numparse=True)
     return table, moved

@@ -238,10 +238,34 @@ def stale_note(stale: dict[str, list[str]], total: int) -> str:
             "Their figures are what that code measured.")
 
 
+def other_devices_section(device_class: str, results: dict[str, dict], elsewhere: dict[str, dict[str, dict]], golden: dict | None) -> list[str]:
+    """Page lines comparing the cells finished both here and on another device class
+    (``elsewhere``: device class → its results of this suite); [] where none is in both."""
+    from .diff import diff_results, provenance_changes
+
+    lines = []
+    for other, theirs in sorted(elsewhere.items()):
+        common = sorted(cid for cid in set(results) & set(theirs) if results[cid]["status"] == theirs[cid]["status"] == "ok")
+        if not common:
+            continue
+        here_c, there_c = {c: results[c] for c in common}, {c: theirs[c] for c in common}
+        table, _ = diff_results(here_c, there_c, golden, "test_top1", names=(device_class, other))
+        changes = provenance_changes(here_c, there_c)
+        lines += [f"### `{device_class}` and `{other}`", "",
+                  f"{len(common)} cell(s) finished on both, same suite settings and seed. Other kernels round differently, so "
+                  "the weights differ and so can the figures; the golden tolerance (the seed-to-seed spread on "
+                  f"`{device_class}`, where measured) says whether the device moved a figure by more than a seed does. "
+                  f"`kdbench diff` gives the same comparison for any two results folders.", "",
+                  "Differs in: " + ("; ".join(changes) if changes else "nothing recorded") + ".", "", table, ""]
+    return ["## On other device classes", "", *lines] if lines else []
+
+
 def suite_page(suite_name: str, description: str, results: dict[str, dict], golden: dict | None, device_class: str,
-               figures: dict[str, str] | None = None, reported=(), stale: dict[str, list[str]] | None = None) -> str:
+               figures: dict[str, str] | None = None, reported=(), stale: dict[str, list[str]] | None = None,
+               elsewhere: dict[str, dict[str, dict]] | None = None) -> str:
     """The Markdown page of a suite; ``figures`` maps a figure's title to its path relative to the page;
-    ``stale``: cell id → what changed since that result was made (see ``CellIdentity.config_changes``)."""
+    ``stale``: cell id → what changed since that result was made (see ``CellIdentity.config_changes``);
+    ``elsewhere``: device class → results of this suite made there, compared cell by cell."""
     any_r = next(iter(results.values()), None)
     stat = any_r["statistic"] if any_r else ""
     lines = [f"# Suite `{suite_name}` on `{device_class}`", ""]
@@ -275,6 +299,7 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
                   "teacher and student. fp8 eval (sim): the fp32 cell's student evaluated with per-tensor scaled float8 e4m3 "
                   "weights and activations in every Conv2d and Linear (simulated, fp32 compute).", "",
                   by_precision, ""]
+    lines += other_devices_section(device_class, results, elsewhere or {}, golden)
     against = reported_table(results, reported)
     if against:
         lines += ["## Against the published figures", "",

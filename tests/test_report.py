@@ -310,3 +310,38 @@ def test_page_says_which_results_a_rerun_would_redo(tmp_path):
     assert "**2 of these 4 results were made with other settings or training code" in page and "(changed: code (2))" in page
     fresh = {k: v for k, v in results.items() if k not in stale}
     assert "were made with other settings" not in suite_page(suite.name, "", fresh, None, "cpu", None, (), stale_results(suite, tmp_path, fresh))
+
+
+def test_page_compares_the_cells_finished_on_another_device_class(tmp_path):
+    """kdbench report --compare FOLDER: the cells finished both here and on another device class,
+    side by side with the difference and what the two runs differ in; cells finished on one
+    side only are left out, and without --compare the section is absent."""
+    from kdbench.cli import main
+    from kdbench.golden import load_golden
+
+    from .conftest import REPO, SMOKE_RESULTS, committed_smoke_result
+
+    names = sorted(p.name for p in SMOKE_RESULTS.glob("*__s0.json"))[:2]
+    for name in names:
+        committed_smoke_result(name, tmp_path / "cpu" / "smoke")
+    gpu = committed_smoke_result(names[0], tmp_path / "gpu" / "smoke", device_class="cuda-sm90")
+    gpu["environment"].update(device_class="cuda-sm90", gpu="NVIDIA H100 80GB HBM3")
+    cpu_top1 = gpu["metrics"]["test_top1_last"]
+    gpu["metrics"]["test_top1_last"] = cpu_top1 + 0.0125
+    gpu["student"]["weights_sha256"] = "f" * 64  # other kernels, other weights
+    (tmp_path / "gpu" / "smoke" / names[0]).write_text(json.dumps(gpu))
+
+    page_file = tmp_path / "page.md"
+    args = ["report", str(REPO / "suites" / "smoke.yaml"), "--results", str(tmp_path / "cpu"), "--out", str(page_file), "--no-figures"]
+    assert main([*args, "--compare", str(tmp_path / "gpu")]) == 0
+    page = page_file.read_text()
+    section = page[page.index("## On other device classes"):]
+    assert "### `cpu` and `cuda-sm90`" in section and "1 cell(s) finished on both" in section
+    assert "device class: cpu → cuda-sm90" in section
+    row = next([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith(f"| {names[0][:-5]} "))
+    # Judged against the seed-to-seed tolerance golden/smoke/cpu.json records for the cell.
+    tol = load_golden("smoke", "cpu")["cells"][names[0][:-5]]["metrics"]["test_top1_last"]["tolerance"]
+    verdict = "within tolerance" if 0.0125 <= tol else "MOVED"
+    assert row[1:] == ["test_top1_last", f"{100 * cpu_top1:.2f}", f"{100 * cpu_top1 + 1.25:.2f}", "+1.25", f"±{100 * tol:.2f}", verdict]
+    assert names[1][:-5] not in section, "finished on the CPU only: nothing to compare"
+    assert main(args) == 0 and "## On other device classes" not in page_file.read_text()
