@@ -58,10 +58,11 @@ def provenance_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
     return lines
 
 
-def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, metric_prefix: str = "test_top1",
+def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, metric_prefix: str | tuple[str, ...] = "test_top1",
                  names: tuple[str, str] = ("A", "B")) -> tuple[str, list[str]]:
-    """A Markdown table over the cells both folders finished, and the cells whose metric moved
-    beyond its golden tolerance; ``names`` head the two folders' columns."""
+    """A Markdown table over the cells both folders finished, and the cells whose metric (the
+    metrics whose names start with ``metric_prefix``, or any of several) moved beyond its golden
+    tolerance; ``names`` head the two folders' columns."""
     rows, moved = [], []
     tolerances = (golden or {}).get("cells", {})
     for cid in sorted(set(a) & set(b)):

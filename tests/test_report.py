@@ -338,7 +338,9 @@ def test_page_compares_the_cells_finished_on_another_device_class(tmp_path):
     section = page[page.index("## On other device classes"):]
     assert "### `cpu` and `cuda-sm90`" in section and "1 cell(s) finished on both" in section
     assert "device class: cpu → cuda-sm90" in section
-    row = next([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith(f"| {names[0][:-5]} "))
+    rows = {r[1]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()) if r[0] == names[0][:-5]}
+    assert rows["teacher_test_top1_last"][4] == "+0.00"  # the teacher's row beside the student's
+    row = rows["test_top1_last"]
     # Judged against the seed-to-seed tolerance golden/smoke/cpu.json records for the cell.
     tol = load_golden("smoke", "cpu")["cells"][names[0][:-5]]["metrics"]["test_top1_last"]["tolerance"]
     verdict = "within tolerance" if 0.0125 <= tol else "MOVED"
