@@ -65,13 +65,22 @@ def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, me
     tolerance; ``names`` head the two folders' columns."""
     rows, moved = [], []
     tolerances = (golden or {}).get("cells", {})
+    teachers_shown = set()
     for cid in sorted(set(a) & set(b)):
         ra, rb = a[cid], b[cid]
         if ra["status"] != "ok" or rb["status"] != "ok":
             rows.append([cid, "", ra["status"], rb["status"], "", "", ""])
             continue
-        same_weights = ra["student"]["weights_sha256"] == rb["student"]["weights_sha256"]
         for name in sorted(k for k in ra["metrics"] if k.startswith(metric_prefix) and k in rb["metrics"]):
+            # A teacher metric belongs to the teacher's weights, which every cell of that
+            # teacher shares: judged by those, and shown once per pair of teachers.
+            model = "teacher" if name.startswith("teacher_") else "student"
+            pair = (ra[model]["weights_sha256"], rb[model]["weights_sha256"])
+            if model == "teacher":
+                if (pair, name) in teachers_shown:
+                    continue
+                teachers_shown.add((pair, name))
+            same_weights = pair[0] == pair[1]
             va, vb = ra["metrics"][name], rb["metrics"][name]
             tol = tolerances.get(cid, {}).get("metrics", {}).get(name, {}).get("tolerance")
             if same_weights:

@@ -147,13 +147,18 @@ def test_diff_of_two_runs_says_what_moved_and_why(tmp_path):
     kdbench(*args, "--results", str(tmp_path / "same"), tmp=tmp_path, check=True)
     kdbench(*args, "--results", str(tmp_path / "lr"), "--set", "student.optimizer.lr=0.3", tmp=tmp_path, check=True)
     same = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "same"), tmp=tmp_path, check=True)
-    assert same.stdout.count("same weights (bitwise)") == 2 and "differs in: nothing recorded" in same.stdout
+    # Two students and their one shared teacher (shown once).
+    assert same.stdout.count("same weights (bitwise)") == 3 and "differs in: nothing recorded" in same.stdout
     moved = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "lr"), tmp=tmp_path)
     # Tolerances come from golden/smoke/cpu.json (seed spread of the full smoke cells).
     assert "tolerances from golden/smoke/cpu.json" in moved.stdout and "±6.48" in moved.stdout
-    verdicts = [line.rsplit("|", 2)[1].strip() for line in moved.stdout.splitlines() if line.startswith("| fmnist-smoke")]
-    assert len(verdicts) == 2 and set(verdicts) <= {"within tolerance", "MOVED"}
-    assert moved.returncode == (1 if "MOVED" in verdicts else 0)
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line.rsplit("|", 2)[1].strip()
+            for line in moved.stdout.splitlines() if line.startswith("| fmnist-smoke")}
+    student_verdicts = [v for (_, metric), v in rows.items() if not metric.startswith("teacher_")]
+    assert len(student_verdicts) == 2 and set(student_verdicts) <= {"within tolerance", "MOVED"}
+    # The student's LR does not touch the teacher: its row says so.
+    assert [v for (_, metric), v in rows.items() if metric.startswith("teacher_")] == ["same weights (bitwise)"]
+    assert moved.returncode == (1 if "MOVED" in student_verdicts else 0)
     none = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "nowhere"), tmp=tmp_path)
     assert none.returncode == 2 and "no cell of smoke is finished in both" in none.stderr
 
@@ -175,6 +180,27 @@ def test_diff_verdicts_against_golden_tolerances():
     assert "same weights (bitwise)" in diff_results(a, {"c": res(0.70, "w1", "2.11.0")}, golden)[0]
     assert "no golden tolerance" in diff_results(a, {"c": res(0.60, "w2", "2.11.0")}, None)[0]
     assert provenance_changes(a, {"c": res(0.6, "w2", "2.14.1")}) == ["torch: 2.11.0 → 2.14.1"]
+
+
+def test_diff_judges_a_teacher_row_by_the_teacher_and_shows_it_once():
+    from kdbench.diff import diff_results
+
+    def res(cid: str, student_sha: str, teacher_sha: str, teacher_top1: float) -> dict:
+        r = _fake(cid, "fp32", "kd", 0.7)
+        r["metrics"]["teacher_test_top1_last"] = teacher_top1
+        r.update(student={"weights_sha256": student_sha}, teacher={"weights_sha256": teacher_sha})
+        return r
+
+    a = {c: res(c, "s", "t1", 0.80) for c in ("c1", "c2")}
+    b = {c: res(c, "s2", "t1", 0.80) for c in ("c1", "c2")}
+    table, moved = diff_results(a, b, None, ("test_top1", "teacher_test_top1"))
+    teacher_rows = [line for line in table.splitlines() if "teacher_test_top1" in line]
+    assert len(teacher_rows) == 1 and "same weights (bitwise)" in teacher_rows[0]
+    assert table.count("no golden tolerance") == 2  # the two students moved
+    b = {c: res(c, "s2", "t2", 0.75) for c in ("c1", "c2")}
+    golden = {"cells": {"c1": {"metrics": {"teacher_test_top1_last": {"tolerance": 0.02}}}}}
+    table, moved = diff_results(a, b, golden, ("test_top1", "teacher_test_top1"))
+    assert moved == ["c1: teacher_test_top1_last 80.00 → 75.00 % (-5.00 pp; tolerance ±2.00)"]
 
 
 def test_diff_names_the_processor_when_cpu_runs_differ():
