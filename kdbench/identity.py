@@ -39,6 +39,11 @@ class CellIdentity:
         """sha256 of the starting weights of those models that have them (for cache keys)."""
         return {n: self.pretrained_sha256[n] for n in names if n in self.pretrained_sha256}
 
+    def pretrained_entry(self, name: str) -> dict:
+        """A trained stage's key entry for its starting weights: none for a model that starts
+        from scratch, so the keys of such stages stay what they were before `pretrained` existed."""
+        return {"pretrained": self.pretrained_of([name])} if name in self.pretrained_sha256 else {}
+
     def code_of(self, cell: Cell) -> str:
         """The fingerprint of the code that trains this cell's models."""
         return self.code_fp8 if cell.precision == "fp8" else self.code
@@ -95,7 +100,7 @@ class CellIdentity:
             "dataset": p.data.fingerprint, "split": p.split.fingerprint, "model": cell.teacher,
             "recipe": spec_hash(self.suite.spec_of(cell).teacher), "seed": cell.seed, "precision": cell.precision,
             "device_class": self.device_class, "torch": torch.__version__, "code": self.code_of(cell), **self.cpu_numerics,
-            **({"pretrained": self.pretrained_of([cell.teacher])} if cell.teacher in self.pretrained_sha256 else {}),
+            **self.pretrained_entry(cell.teacher),
         })
 
     def assistant_key(self, cell: Cell, name: str, previous_key: str) -> str:
@@ -103,8 +108,7 @@ class CellIdentity:
         spec = self.suite.spec_of(cell)
         return spec_hash({"previous": previous_key, "model": name, "recipe": spec_hash(spec.student), "kd": spec_hash(spec.kd),
                           "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code_of(cell),
-                          **self.cpu_numerics,
-                          **({"pretrained": self.pretrained_of([name])} if name in self.pretrained_sha256 else {})})
+                          **self.cpu_numerics, **self.pretrained_entry(name)})
 
     def student_key(self, cell: Cell) -> str:
         """The student's checkpoint key: the cell's configuration hash (its result's config_hash)."""
