@@ -65,7 +65,8 @@ def committed_results() -> dict[tuple[str, str], list[int]]:
 
 @nox.session(venv_backend="none", default=False)
 def tables(session: nox.Session) -> None:
-    """Regenerate the report page of every suite and device class in reports/results/ (tables, figures; Grad-CAM for smoke)."""
+    """Regenerate the report page of every suite and device class in reports/results/ (tables, figures; Grad-CAM for smoke),
+    then reports/README.md, the overview of every suite."""
     found = committed_results()
     for (suite, device_class), seeds in found.items():
         # Every seed there (the golden files' spread seeds): the pages show the spread and
@@ -77,6 +78,8 @@ def tables(session: nox.Session) -> None:
             extra += ["--compare", *others]
         session.run("python", "-m", "kdbench", "report", suite, "--set", f"seeds={seeds}", "--results", f"reports/results/{device_class}",
                     "--device-class", device_class, *extra)
+    # The overview of every suite, linking the pages just written (reports/README.md).
+    session.run("python", "-m", "kdbench", "index", silent=True)
 
 
 @nox.session(venv_backend="none", default=False)

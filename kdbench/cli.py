@@ -1,4 +1,4 @@
-"""Command line: kdbench run | list | cost | report | predict | diff | golden update | golden check;
+"""Command line: kdbench run | list | cost | report | index | predict | diff | golden update | golden check;
 the bench-* commands live in cli_bench.py."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
 
     from .golden import load_golden
     from .report import suite_page
-    from .results import load_results
+    from .results import load_results, stale_results
 
     results = {k: v for k, v in load_results(suite, results_dir).items() if v["environment"]["device_class"] == device_class}
     figures: dict[str, str] = {}
@@ -122,15 +122,6 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
 
         atomic_write_bytes(out, page.encode())
     return page
-
-
-def stale_results(suite, results_dir: Path, results: dict[str, dict]) -> dict[str, list[str]]:
-    """cell id → what changed since that finished result was made (settings or training code),
-    for the results a re-run would redo."""
-    from .runner import Runner, RunOptions
-
-    found = Runner(suite, RunOptions(results_dir=results_dir)).ok_results(suite.cells())
-    return {cid: parts for cid, (_, parts) in found.items() if parts and cid in results}
 
 
 def cmd_cost(args) -> int:
@@ -296,6 +287,28 @@ def cmd_diff(args) -> int:
     return table_then_problems(table, moved, "metric(s) moved beyond their golden tolerance")
 
 
+def cmd_index(args) -> int:
+    import os
+
+    from .golden import GOLDEN_DIR
+    from .index_page import index_page, suite_standing
+    from .io import atomic_write_bytes
+    from .suite import load_suite
+
+    out, results_root = Path(args.out), Path(args.results)
+    if not results_root.is_dir():
+        raise KDBenchError(f"{results_root}: no such results folder (it holds one folder per device class, e.g. {results_root}/cpu/SUITE/)")
+    files = sorted(Path(args.suites).glob("*.yaml"))
+    if not files:
+        raise KDBenchError(f"no suite file (*.yaml) in {args.suites}")
+    suites = [suite_standing(load_suite(f), Path(os.path.relpath(f, out.parent)).as_posix(), results_root, out.parent, GOLDEN_DIR) for f in files]
+    page = index_page(suites, sorted({c for s in suites for c in s.by_class}))
+    atomic_write_bytes(out, page.encode())
+    print(page)
+    print(f"written to {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_predict(args) -> int:
     from tabulate import tabulate
 
@@ -345,6 +358,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="where datasets live, for --gradcam (default: $KDBENCH_DATA, then ~/.cache/kdbench/data)")
     p.add_argument("--cache", help="cache folder for decoded data, for --gradcam")
     p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("index", help="the overview page of every suite: cells finished per device class, golden values, published figures")
+    p.add_argument("--suites", default="suites", help="the folder of suite files (default: suites)")
+    p.add_argument("--results", default=str(REPORTS_DIR / "results"), help="one results folder per device class (default: reports/results)")
+    p.add_argument("--out", default=str(REPORTS_DIR / "README.md"), help="the page (default: reports/README.md); pages it links sit beside it")
+    p.set_defaults(fn=cmd_index)
     p = sub.add_parser("predict", help="classify images with the student of a finished cell")
     p.add_argument("result", help="results/<suite>/<cell-id>.json")
     p.add_argument("images", nargs="+")

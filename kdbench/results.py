@@ -48,3 +48,12 @@ def load_results(suite: Suite, results_dir: Path) -> dict[str, dict]:
             except (OSError, ValueError) as e:
                 raise DataError(f"{path}: unreadable result file ({e})") from None
     return out
+
+
+def stale_results(suite: Suite, results_dir: Path, results: dict[str, dict]) -> dict[str, list[str]]:
+    """cell id → what changed since that finished result was made (settings or training code),
+    for the results a re-run would redo."""
+    from .runner import Runner, RunOptions  # the runner reads and writes results: imported late
+
+    found = Runner(suite, RunOptions(results_dir=results_dir)).ok_results(suite.cells())
+    return {cid: parts for cid, (_, parts) in found.items() if parts and cid in results}

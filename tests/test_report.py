@@ -318,9 +318,8 @@ def test_seeds_table_says_yes_only_when_the_gain_clears_the_spread():
 def test_page_says_which_results_a_rerun_would_redo(tmp_path):
     """A results folder made by other training code: the page carries the figures and says they
     predate the code now, counting what changed; a current folder gets no such line."""
-    from kdbench.cli import stale_results
     from kdbench.report import suite_page
-    from kdbench.results import load_results
+    from kdbench.results import load_results, stale_results
     from kdbench.suite import load_suite
 
     from .conftest import REPO, SMOKE_RESULTS, committed_smoke_result
