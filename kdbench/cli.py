@@ -266,7 +266,7 @@ def cmd_golden_check(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from .diff import diff_results, provenance_changes
+    from .diff import TOP1_METRICS, diff_results, provenance_changes
     from .golden import load_golden
     from .results import load_results
     from .suite import load_suite
@@ -283,7 +283,7 @@ def cmd_diff(args) -> int:
     print(f"A = {args.a}, B = {args.b}: {len(common)} cells in both; tolerances from "
           + (f"golden/{suite.name}/{device_class}.json" if golden else f"no golden file for {device_class}"))
     print("differs in: " + ("; ".join(changes) if changes else "nothing recorded (same torch, GPU, code, data)") + "\n")
-    table, moved = diff_results({k: a[k] for k in common}, {k: b[k] for k in common}, golden, tuple(args.metric))
+    table, moved = diff_results({k: a[k] for k in common}, {k: b[k] for k in common}, golden, tuple(args.metric or TOP1_METRICS))
     return table_then_problems(table, moved, "metric(s) moved beyond their golden tolerance")
 
 
@@ -372,9 +372,7 @@ def parser() -> argparse.ArgumentParser:
     _suite_args(p)
     p.add_argument("a", help="results folder before (holds SUITE/…)")
     p.add_argument("b", help="results folder after")
-    # The teacher's row too: a change that moves the teacher moves every student distilled from it.
-    p.add_argument("--metric", nargs="+", default=["test_top1", "teacher_test_top1"],
-                   help="metrics whose name starts with any of these (default: test_top1 teacher_test_top1)")
+    p.add_argument("--metric", nargs="+", help="metrics whose name starts with any of these (default: test_top1 teacher_test_top1)")
     p.add_argument("--device-class", help="golden file to take tolerances from (default: A's device class)")
     p.set_defaults(fn=cmd_diff)
     add_bench_commands(sub)

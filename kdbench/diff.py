@@ -58,7 +58,12 @@ def provenance_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
     return lines
 
 
-def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, metric_prefix: str | tuple[str, ...] = "test_top1",
+# What "did it move?" compares by default: the student's test top-1, and the teacher's, since a
+# moved teacher moves every student distilled from it.
+TOP1_METRICS = ("test_top1", "teacher_test_top1")
+
+
+def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, metric_prefix: str | tuple[str, ...] = TOP1_METRICS,
                  names: tuple[str, str] = ("A", "B")) -> tuple[str, list[str]]:
     """A Markdown table over the cells both folders finished, and the cells whose metric (the
     metrics whose names start with ``metric_prefix``, or any of several) moved beyond its golden

@@ -249,8 +249,7 @@ def other_devices_section(device_class: str, results: dict[str, dict], elsewhere
         if not common:
             continue
         here_c, there_c = {c: results[c] for c in common}, {c: theirs[c] for c in common}
-        # The teacher's row too: a student's difference means little beside a teacher that moved.
-        table, _ = diff_results(here_c, there_c, golden, ("test_top1", "teacher_test_top1"), names=(device_class, other))
+        table, _ = diff_results(here_c, there_c, golden, names=(device_class, other))
         changes = provenance_changes(here_c, there_c)
         lines += [f"### `{device_class}` and `{other}`", "",
                   f"{len(common)} cell(s) finished on both, same suite settings and seed. Other kernels round differently, so "
