@@ -8,8 +8,13 @@ measured. Benchmarks of one test function (a family: the KD loss at every shape,
 step at every precision) share a character — a launch-bound loss of a few hundred µs is far
 noisier than a 15 ms training step — so each family also gets its own threshold from its own
 noise, and the baseline's single threshold (the largest) applies only to families the noise runs
-did not have. Comparing runs from different machines is refused: the ratio would measure the
-machine, not the change."""
+did not have. How a benchmark launches its work sets its noise more than anything else: on the
+H100 (2026-11-26) the eager and compiled KD loss varied by up to 98 % between runs (each call is
+Python and a few dozen kernel launches), the same loss replayed from a CUDA graph by at most 9 %.
+So a benchmark whose parameters name a launch mode (eager, compiled, graphed) has the mode in its
+family: ``test_kd_loss_fwd_bwd[graphed]`` is guarded by its own noise, not the eager loss's.
+Comparing runs from different machines is refused: the ratio would measure the machine, not the
+change."""
 
 from __future__ import annotations
 
@@ -42,9 +47,25 @@ def machine_of(data: dict) -> str:
     return f"{hw} / torch {k.get('torch', '?')}"
 
 
-def family(name: str) -> str:
+LAUNCH_MODES = ("eager", "compiled", "graphed")
+
+
+def bench_function(name: str) -> str:
     """The test function a benchmark belongs to: its name without the parameters."""
     return name.split("[", 1)[0]
+
+
+def family(name: str) -> str:
+    """The test function, with the launch mode when a parameter names one (see the module doc)."""
+    params = name[len(bench_function(name)) + 1:-1].split("-") if "[" in name else []
+    mode = next((m for m in LAUNCH_MODES if m in params), None)
+    return f"{bench_function(name)}[{mode}]" if mode else bench_function(name)
+
+
+def family_threshold(name: str, families: dict[str, float], threshold: float) -> float:
+    """A benchmark's threshold: its family's; else its test function's (baselines saved before
+    families had launch modes); else the baseline's single threshold."""
+    return families.get(family(name), families.get(bench_function(name), threshold))
 
 
 def rounded_threshold(spread: float) -> float:
@@ -89,7 +110,7 @@ def compare(baseline: Path, new: Path, threshold: float, families: dict[str, flo
             rows.append([name, f"{b * 1e6:,.1f}" if b else "—", f"{c * 1e6:,.1f}" if c else "—", "—", "—", "only in " + ("baseline" if c is None else "new run")])
             continue
         ratio = c / b
-        t = (families or {}).get(family(name), threshold)
+        t = family_threshold(name, families or {}, threshold)
         verdict = "SLOWER" if ratio > 1 + t else ("faster" if ratio < 1 / (1 + t) else "same")
         if verdict == "SLOWER":
             regressions.append(f"{name}: {ratio:.2f}× the baseline's median ({c * 1e6:,.1f} µs vs {b * 1e6:,.1f} µs; threshold {100 * t:.0f} %)")
@@ -133,7 +154,7 @@ def save_baseline(paths: list[Path], name: str, baseline_dir: Path, command: str
     reason = (f"run-to-run noise measured on the machine that made the baseline ({n['machine']}): {n['runs']} runs of the same "
               f"code{how} gave a largest/smallest median spread per benchmark over {n['benchmarks']} benchmarks of median "
               f"{100 * n['median_spread']:.1f} %, 95th percentile {100 * n['p95_spread']:.1f} %, max {100 * n['max_spread']:.1f} %; "
-              f"threshold = the max, rounded up to 5 %; each benchmark family (test function) has its own, the largest spread "
+              f"threshold = the max, rounded up to 5 %; each benchmark family (test function, and launch mode where a parameter names one) has its own, the largest spread "
               f"among its benchmarks rounded up alike (families). Baseline: {Path(paths[0]).name}, saved {dt.date.today().isoformat()}.")
     thresholds_file = baseline_dir / "thresholds.json"
     entries = json.loads(thresholds_file.read_text()) if thresholds_file.exists() else {}

@@ -149,3 +149,23 @@ def test_each_benchmark_family_gets_the_threshold_its_own_noise_sets(tmp_path, c
     assert "t.py::test_step[x]: 1.10×" in out.err and "test_loss[a]:" not in out.err
     # Baselines saved before families were measured keep their single threshold.
     assert compare(bdir / "g.json", new, 0.5)[1] == []
+
+
+def test_a_launch_mode_is_its_own_family(tmp_path):
+    """The graphed loss (steady) must not inherit the eager loss's wide threshold (H100, 2026-11-26:
+    98 % against 9 %); a baseline whose families predate launch modes still guards every mode."""
+    spreads = {"t.py::test_loss[128-10-fp32-eager]": 0.9, "t.py::test_loss[128-10-fp32-graphed]": 0.04,
+               "t.py::test_loss[1024-10-bf16-graphed]": 0.08, "t.py::test_step[fp32]": 0.02}
+    runs = [run_file(tmp_path / f"run{i}.json", {n: 1.0 + s * i for n, s in spreads.items()}) for i in (0, 1)]
+    assert noise(runs)["family_max_spread"] == pytest.approx(
+        {"t.py::test_loss[eager]": 0.9, "t.py::test_loss[graphed]": 0.08, "t.py::test_step": 0.02})
+    bdir = tmp_path / "benchmarks"
+    assert main(["bench-noise", *map(str, runs), "--save", "g", "--baseline-dir", str(bdir)]) == 0
+    threshold, _, families = threshold_for(bdir / "g.json", bdir / "thresholds.json")
+    assert families == {"t.py::test_loss[eager]": 0.9, "t.py::test_loss[graphed]": 0.1, "t.py::test_step": 0.05}
+    new = run_file(tmp_path / "new.json", {n: 1.5 for n in spreads})
+    regressions = compare(bdir / "g.json", new, threshold, families)[1]
+    assert [r.split(":")[2] for r in regressions] == ["test_loss[1024-10-bf16-graphed]", "test_loss[128-10-fp32-graphed]", "test_step[fp32]"]
+    # Families keyed by test function alone (saved before 2026-11-26) apply to every launch mode.
+    old = compare(bdir / "g.json", new, 0.05, {"t.py::test_loss": 0.6})[1]
+    assert [r.split(":")[2] for r in old] == ["test_step[fp32]"]
