@@ -288,21 +288,12 @@ def cmd_diff(args) -> int:
 
 
 def cmd_index(args) -> int:
-    import os
-
     from .golden import GOLDEN_DIR
-    from .index_page import index_page, suite_standing
+    from .index_page import build_index
     from .io import atomic_write_bytes
-    from .suite import load_suite
 
-    out, results_root = Path(args.out), Path(args.results)
-    if not results_root.is_dir():
-        raise KDBenchError(f"{results_root}: no such results folder (it holds one folder per device class, e.g. {results_root}/cpu/SUITE/)")
-    files = sorted(Path(args.suites).glob("*.yaml"))
-    if not files:
-        raise KDBenchError(f"no suite file (*.yaml) in {args.suites}")
-    suites = [suite_standing(load_suite(f), Path(os.path.relpath(f, out.parent)).as_posix(), results_root, out.parent, GOLDEN_DIR) for f in files]
-    page = index_page(suites, sorted({c for s in suites for c in s.by_class}))
+    out = Path(args.out)
+    page = build_index(Path(args.suites), Path(args.results), out, GOLDEN_DIR)
     atomic_write_bytes(out, page.encode())
     print(page)
     print(f"written to {out}", file=sys.stderr)

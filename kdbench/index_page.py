@@ -99,3 +99,18 @@ def suite_standing(suite, suite_file: str, results_root: Path, index_dir: Path, 
             other_seeds=sum(1 for f in (class_dir / suite.name).glob("*.json") if f.stem not in results),
             page=os.path.relpath(page, index_dir) if page.exists() else "")
     return s
+
+
+def build_index(suites_dir: Path, results_root: Path, out: Path, golden_root: Path) -> str:
+    """The index page that belongs at ``out`` for every suite file in ``suites_dir`` (its links
+    are relative to ``out``); raises KDBenchError for a missing results folder or no suites."""
+    from .errors import KDBenchError
+    from .suite import load_suite
+
+    if not results_root.is_dir():
+        raise KDBenchError(f"{results_root}: no such results folder (it holds one folder per device class, e.g. {results_root}/cpu/SUITE/)")
+    files = sorted(suites_dir.glob("*.yaml"))
+    if not files:
+        raise KDBenchError(f"no suite file (*.yaml) in {suites_dir}")
+    suites = [suite_standing(load_suite(f), Path(os.path.relpath(f, out.parent)).as_posix(), results_root, out.parent, golden_root) for f in files]
+    return index_page(suites, sorted({c for s in suites for c in s.by_class}))

@@ -49,3 +49,15 @@ def test_index_needs_a_results_folder(tmp_path, capsys):
     assert main(["index", "--results", str(tmp_path / "nowhere"), "--out", str(tmp_path / "README.md")]) == 2
     assert "nowhere: no such results folder" in capsys.readouterr().err
     assert not (tmp_path / "README.md").exists()
+
+
+def test_the_committed_index_is_current():
+    """reports/README.md is what `kdbench index` makes of the committed suites, results and
+    golden files: landing results (or changing a suite or the training code, which can make
+    results stale) without `nox -s tables` fails here rather than leaving the page behind."""
+    from kdbench.golden import GOLDEN_DIR
+    from kdbench.index_page import build_index
+
+    committed = REPO / "reports" / "README.md"
+    page = build_index(REPO / "suites", REPO / "reports" / "results", committed, GOLDEN_DIR)
+    assert page == committed.read_text(), "reports/README.md is behind the committed results: run `nox -s tables` (or `kdbench index`)"
