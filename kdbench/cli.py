@@ -363,7 +363,11 @@ def parser() -> argparse.ArgumentParser:
     _suite_args(p)
     p.add_argument("a", help="results folder before (holds SUITE/…)")
     p.add_argument("b", help="results folder after")
-    p.add_argument("--metric", nargs="+", help="metrics whose name starts with any of these (default: test_top1 teacher_test_top1)")
+    # One value a flag, commas for several: a flag taking several words would swallow the
+    # results folders when it comes before them (`--metric test_f1 A B`).
+    p.add_argument("--metric", action="extend", type=lambda v: [m for m in v.split(",") if m],
+                   help="metrics whose name starts with any of these, comma-separated or the flag repeated "
+                        "(default: test_top1,teacher_test_top1)")
     p.add_argument("--device-class", help="golden file to take tolerances from (default: A's device class)")
     p.set_defaults(fn=cmd_diff)
     add_bench_commands(sub)

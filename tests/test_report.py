@@ -149,6 +149,11 @@ def test_diff_of_two_runs_says_what_moved_and_why(tmp_path):
     same = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "same"), tmp=tmp_path, check=True)
     # Two students and their one shared teacher (shown once).
     assert same.stdout.count("same weights (bitwise)") == 3 and "differs in: nothing recorded" in same.stdout
+    # --metric before the folders takes one value (commas for several), not the folders too.
+    f1 = kdbench("diff", "suites/smoke.yaml", "--metric", "test_f1_macro,test_top1", "--metric", "teacher_test_top1",
+                 str(tmp_path / "a"), str(tmp_path / "same"), tmp=tmp_path, check=True)
+    metrics = {line.split("|")[2].strip() for line in f1.stdout.splitlines() if line.startswith("| fmnist-smoke")}
+    assert all(any(m.startswith(x) for m in metrics) for x in ("test_f1_macro", "test_top1", "teacher_test_top1")), f1.stdout
     moved = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "lr"), tmp=tmp_path)
     # Tolerances come from golden/smoke/cpu.json (seed spread of the full smoke cells).
     assert "tolerances from golden/smoke/cpu.json" in moved.stdout and "±6.48" in moved.stdout
