@@ -28,8 +28,12 @@ QUEUE=(
   "s1-cifar10 cifar10-jpeg__timm-efficientnet_b4__*__s47"                  # ~1 h more
   "s3-cifar10 cifar10-jpeg__timm-resnet50__timm-resnet18__bf16__none__s0"   # ~2 h 45 (teacher ~2 h)
   # S5's first full-scale cell, over two sessions (its checkpoints carry it): DeiT-S teacher and
-  # ResNet-50 student at 224×224, ~0.9 PFLOP each, ~2.5 h each at the ~0.1 TFLOP/s the s3 teacher gets here.
+  # ResNet-50 student at 224×224 (estimated ~2.5 h each from FLOPs; measured below).
   "s5-imagenette *__none__s0"
+  # Measured 2026-11-26: teacher ~100 s an epoch, student ~175 s (34 min and 58 min for 20
+  # epochs): S5's KD cell (the cached teacher's forward added to each student step) in ~1 h 15.
+  # Beside the none cell it gives S5's KD gain on one device class.
+  "s5-imagenette *__kd__s0"
   "s3-cifar10 cifar10-jpeg__timm-resnet50__timm-resnet18__bf16__kd__s0"     # ~1 h 20 (teacher forward every step: crop)
   # Seeds 1 and 2 beside the committed seed 0 (~1 h 30 a seed, its teacher included): then
   # kdbench golden update s4-fmnist --cells '*rescnn_b4__fp32__*' --spread-seeds 0 1 2
