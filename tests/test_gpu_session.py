@@ -92,7 +92,7 @@ def test_profile_then_land_keeps_timings_that_cost_reads(tmp_path, capsys):
                KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
                PROFILE_SUITES="suites/smoke.yaml")
     profiled = gpu_session(work, "profile", env=env)
-    assert "smoke: " in profiled.stdout and "s (ok)" in profiled.stdout and "all: " in profiled.stdout
+    assert "smoke: " in profiled.stdout and "s (ok)" in profiled.stdout and "all: 1 of 1 suites whole in " in profiled.stdout
     assert sorted(p.name for p in out.iterdir()) == ["profile.txt", "quick.tgz"]
     with tarfile.open(out / "quick.tgz") as t:
         assert not any(n.endswith(".pt") for n in t.getnames()), "student weights stay behind"
@@ -101,3 +101,18 @@ def test_profile_then_land_keeps_timings_that_cost_reads(tmp_path, capsys):
     assert len(list((work / "reports" / "quick-profile" / "smoke").glob("*.json"))) == 4
     assert main(["cost", str(work / "suites" / "smoke.yaml"), "--timed-by", str(work / "reports" / "quick-profile")]) == 0
     assert capsys.readouterr().out.rstrip().splitlines()[-1].endswith("for 5 of 5 trainings")
+
+
+def test_a_profile_past_its_deadline_still_packs_what_it_has(tmp_path):
+    """A suite the deadline does not reach is named, and the call still leaves its two files, so
+    a profile longer than a call loses only what did not run."""
+    work = tmp_path / "repo"
+    out = tmp_path / "out"
+    env = dict(script_checkout(work, "gpu_session.sh", "land_results.sh"), OUT=str(out),
+               KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
+               PROFILE_SUITES="suites/smoke.yaml", PROFILE_BUDGET_S="0")
+    profiled = gpu_session(work, "profile", env=env)
+    assert "smoke: not reached (the deadline)" in profiled.stdout and "all: 0 of 1 suites whole" in profiled.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["profile.txt", "quick.tgz"]
+    landed = gpu_session(work, "land", str(out), env=env)
+    assert "quick profile: results in reports/quick-profile/" in landed.stdout
