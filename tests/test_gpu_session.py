@@ -42,6 +42,8 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     with tarfile.open(out / "gpu-state.tgz") as t:
         names = t.getnames()
     assert f".gpu-state/results/smoke/{CELL}.json" in names and not any(n.endswith((".pt", ".lock")) and "/results/" in n for n in names)
+    # The trained teacher travels (small enough), so a fresh machine in a later session has it.
+    assert any(n.startswith(".gpu-state/teachers/") and n.endswith(".pt") for n in names), names
     # fp8: its test skips without a GPU, so nothing was checked and it is not done.
     assert "== fp8: nothing could run here; the next call tries again" in first.stdout
     assert "finished: determinism bench loop full" in first.stdout
@@ -56,10 +58,18 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
 
     # A later session: a fresh checkout (no .gpu-state) starts from what was committed; with the
     # full-scale part reopened, the committed result is current, so nothing trains again.
+    # Its .gpu-state keeps only the teachers that land unpacked, on a fresh machine (no cache).
+    landed_teachers = list((work / ".gpu-state" / "teachers").glob("*.pt"))
+    assert landed_teachers, "land unpacks the carried teachers into .gpu-state/teachers"
+    shutil.move(work / ".gpu-state" / "teachers", tmp_path / "teachers")
     shutil.rmtree(work / ".gpu-state")
+    (work / ".gpu-state").mkdir()
+    shutil.move(tmp_path / "teachers", work / ".gpu-state" / "teachers")
     shutil.rmtree(out)
     (work / "reports" / "gpu-owed-done.txt").write_text("\n".join(line for line in done if line != "full") + "\n")
+    shutil.rmtree(tmp_path / "cache")  # a fresh machine: only what .gpu-state carries
     later = gpu_session(work, "owed", "400", env=env)
+    assert {p.name for p in (tmp_path / "cache" / "teachers").glob("*.pt")} == {p.name for p in landed_teachers}
     assert "== loop: finished in an earlier call" in later.stdout
     assert "[suite] smoke: 1 cells, 1 already done, 0 to run on cpu" in later.stdout
     assert "finished: determinism bench loop full" in later.stdout

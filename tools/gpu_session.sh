@@ -14,9 +14,9 @@
 #       does what fits in SECONDS (default 520) of the queue below, in this order, skipping what
 #       is finished, and leaves everything under $OUT in two files: owed-logs.tgz (logs,
 #       benchmark runs) and gpu-state.tgz (the finished full-scale results, and the mid-training
-#       checkpoints when they fit in 15 MiB: a CIFAR resnet56's do, a ResNet-18 teacher's with
-#       its Adam state (~180 MB) do not; those resume only on the same warm machine, so call
-#       again at once, within its 30 s idle release). The queue:
+#       checkpoints and the finished teachers when they fit in 15 MiB: a CIFAR resnet56's do, a
+#       ResNet-18 teacher's with its Adam state (~180 MB) do not; those resume only on the same
+#       warm machine, so call again at once, within its 30 s idle release). The queue:
 #         determinism  the GPU determinism tests of precisions and speed options
 #         fp8          the fp8-training determinism test (torchao from .whl; Hopper)
 #         bench        the KD-loss and KD-step benchmarks three times, and their run-to-run noise
@@ -140,17 +140,27 @@ run_full() {
 }
 
 save_state() {  # what the next call (this session's or a later one's) carries back in as .gpu-state
-  local tmp="$OUT/gpu-state.tgz"
-  rm -rf "$STATE/checkpoints"
-  [ -d "$KDBENCH_CACHE/checkpoints" ] && cp -r "$KDBENCH_CACHE/checkpoints" "$STATE/checkpoints"
+  local tmp="$OUT/gpu-state.tgz" d
+  # The mid-training checkpoints, and the finished teachers and TAKD assistants (so a CIFAR
+  # resnet56 teacher trained in one session is not trained again in the next).
+  for d in checkpoints teachers; do
+    rm -rf "${STATE:?}/$d"
+    [ -d "$KDBENCH_CACHE/$d" ] && cp -r "$KDBENCH_CACHE/$d" "$STATE/$d"
+  done
   # Student weights (.pt) stay behind: a result's sha256 records them, and a ResNet alone is
-  # over the 16 MiB a file may bring back.
-  tar czf "$tmp" --exclude="$STATE/results/*.pt" --exclude="$STATE/results/*/.lock" --exclude='*.tmp*' --exclude="$STATE/logs" "$STATE"
+  # over the 16 MiB a file may bring back. Over that size, the checkpoints are left out first,
+  # then the teachers too.
+  local base=(--exclude="$STATE/results/*.pt" --exclude="$STATE/results/*/.lock" --exclude='*.tmp*' --exclude="$STATE/logs")
+  tar czf "$tmp" "${base[@]}" "$STATE"
   if [ "$(stat -c %s "$tmp")" -gt "$STATE_MAX_BYTES" ]; then
-    tar czf "$tmp" --exclude="$STATE/results/*.pt" --exclude="$STATE/results/*/.lock" --exclude='*.tmp*' --exclude="$STATE/logs" --exclude="$STATE/checkpoints" "$STATE"
+    tar czf "$tmp" "${base[@]}" --exclude="$STATE/checkpoints" "$STATE"
     echo "checkpoints left out of gpu-state.tgz (over $STATE_MAX_BYTES bytes): a cut training restarts on a fresh machine"
   fi
-  rm -rf "$STATE/checkpoints"
+  if [ "$(stat -c %s "$tmp")" -gt "$STATE_MAX_BYTES" ]; then
+    tar czf "$tmp" "${base[@]}" --exclude="$STATE/checkpoints" --exclude="$STATE/teachers" "$STATE"
+    echo "finished teachers left out of gpu-state.tgz too (over $STATE_MAX_BYTES bytes): a fresh machine trains them again"
+  fi
+  rm -rf "$STATE/checkpoints" "$STATE/teachers"
   echo "state: $(stat -c %s "$tmp") bytes in $tmp"
 }
 
@@ -176,7 +186,9 @@ case "$step" in
     # runner skips while current).
     [ -f "$STATE/done" ] || { [ -f "$DONE_FILE" ] && grep -v '^#' "$DONE_FILE" > "$STATE/done"; } || true
     touch "$STATE/done"
-    if [ -d "$STATE/checkpoints" ]; then cp -rn "$STATE/checkpoints" "$KDBENCH_CACHE/" && rm -rf "$STATE/checkpoints"; fi
+    for d in checkpoints teachers; do  # what save_state carried: into the cache, where the runner looks
+      if [ -d "$STATE/$d" ]; then cp -rn "$STATE/$d" "$KDBENCH_CACHE/" && rm -rf "${STATE:?}/$d"; fi
+    done
     setup
     class=$(python3 -c "from kdbench.determinism import device_class, pick_device; print(device_class(pick_device('$DEVICE')))")
     for d in "reports/results/$class"/*/; do
