@@ -91,6 +91,12 @@ def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):
     assert "finished: determinism fp8 loop full bench" in second.stdout
 
 
+def profile_env(tmp_path: Path, work: Path, out: Path, **more: str) -> dict:
+    """A checkout at ``work`` and the environment of a quick profile of the smoke suite on the CPU."""
+    return dict(script_checkout(work, "gpu_session.sh", "land_results.sh"), OUT=str(out), KDBENCH_DEVICE="cpu",
+                KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"), PROFILE_SUITES="suites/smoke.yaml", **more)
+
+
 def test_profile_then_land_keeps_timings_that_cost_reads(tmp_path, capsys):
     """The quick profile (one epoch per model) rehearsed on the smoke suite: land keeps its
     results in reports/quick-profile/, where kdbench cost --timed-by times every training."""
@@ -98,9 +104,7 @@ def test_profile_then_land_keeps_timings_that_cost_reads(tmp_path, capsys):
 
     work = tmp_path / "repo"
     out = tmp_path / "out"
-    env = dict(script_checkout(work, "gpu_session.sh", "land_results.sh"), OUT=str(out),
-               KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
-               PROFILE_SUITES="suites/smoke.yaml")
+    env = profile_env(tmp_path, work, out)
     profiled = gpu_session(work, "profile", env=env)
     assert "smoke: " in profiled.stdout and "s (ok)" in profiled.stdout and "all: 1 of 1 suites whole in " in profiled.stdout
     assert sorted(p.name for p in out.iterdir()) == ["profile.txt", "quick.tgz"]
@@ -118,9 +122,7 @@ def test_a_profile_past_its_deadline_still_packs_what_it_has(tmp_path):
     a profile longer than a call loses only what did not run."""
     work = tmp_path / "repo"
     out = tmp_path / "out"
-    env = dict(script_checkout(work, "gpu_session.sh", "land_results.sh"), OUT=str(out),
-               KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
-               PROFILE_SUITES="suites/smoke.yaml", PROFILE_BUDGET_S="0")
+    env = profile_env(tmp_path, work, out, PROFILE_BUDGET_S="0")
     profiled = gpu_session(work, "profile", env=env)
     assert "smoke: not reached (the deadline)" in profiled.stdout and "all: 0 of 1 suites whole" in profiled.stdout
     assert sorted(p.name for p in out.iterdir()) == ["profile.txt", "quick.tgz"]
