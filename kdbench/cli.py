@@ -94,10 +94,18 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
     import os
 
     from .golden import load_golden
-    from .report import suite_page
+    from .report import NO_RESULTS_MARK, suite_page
     from .results import load_results, stale_results
 
-    results = {k: v for k, v in load_results(suite, results_dir).items() if v["environment"]["device_class"] == device_class}
+    found = load_results(suite, results_dir)
+    results = {k: v for k, v in found.items() if v["environment"]["device_class"] == device_class}
+    if not results and out is not None and out.exists() and NO_RESULTS_MARK not in out.read_text(errors="replace"):
+        # A typo in --results or --device-class must not wipe a page of finished results.
+        there = sorted({r["environment"]["device_class"] for r in found.values()})
+        what = f"holds results of {', '.join(there)} only" if there else "holds no finished cell" if (results_dir / suite.name).is_dir() else "does not exist"
+        raise KDBenchError(f"{results_dir / suite.name} {what}: no finished cell of {suite.name} on {device_class}, so {out} "
+                           f"(a page with results) was left as it is; point --results at the folder that holds {suite.name}/ "
+                           f"(e.g. reports/results/{device_class}){' or pass --device-class ' + there[0] if there else ''}")
     figures: dict[str, str] = {}
     if out is not None and results and not getattr(args, "no_figures", False):
         from .figures import draw_all

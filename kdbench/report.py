@@ -7,6 +7,10 @@ from tabulate import tabulate
 from .errors import GoldenMismatch
 from .golden import compare
 
+# Opens the page of a suite with no finished cell on its device class (cli: never overwrite a
+# page of results with one).
+NO_RESULTS_MARK = "No finished cell of this suite"
+
 
 def _fmt(v: float | None, pct: bool = True) -> str:
     if v is None:
@@ -272,7 +276,7 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
     if description:
         lines += [description.strip(), ""]
     if not results:
-        lines += [f"No finished cell of this suite on `{device_class}` in the results folder yet: run `kdbench run` first "
+        lines += [f"{NO_RESULTS_MARK} on `{device_class}` in the results folder yet: run `kdbench run` first "
                   "(or pick the device class the results were made on with --device-class).", ""]
         against = reported_table(results, reported)
         return "\n".join(lines + (["## Published figures", "", against, ""] if against else []))

@@ -377,3 +377,33 @@ def test_page_compares_the_cells_finished_on_another_device_class(tmp_path):
     assert row[1:] == ["test_top1_last", f"{100 * cpu_top1:.2f}", f"{100 * cpu_top1 + 1.25:.2f}", "+1.25", f"±{100 * tol:.2f}", verdict]
     assert names[1][:-5] not in section, "finished on the CPU only: nothing to compare"
     assert main(args) == 0 and "## On other device classes" not in page_file.read_text()
+
+
+def test_a_results_folder_without_the_suite_never_overwrites_a_page_of_results(tmp_path, capsys):
+    """kdbench report with a mistyped --results (or the wrong --device-class) finds no finished
+    cell: it leaves an existing page of results as it was and says where it looked; a page
+    that has no results yet is still written (it lists the published figures)."""
+    from kdbench.cli import main
+
+    from .conftest import REPO, SMOKE_RESULTS, committed_smoke_result
+
+    name = sorted(p.name for p in SMOKE_RESULTS.glob("*__s0.json"))[0]
+    committed_smoke_result(name, tmp_path / "cpu" / "smoke")
+    page_file = tmp_path / "page.md"
+    args = ["report", str(REPO / "suites" / "smoke.yaml"), "--out", str(page_file), "--no-figures"]
+    assert main([*args, "--results", str(tmp_path / "cpu")]) == 0
+    with_results = page_file.read_text()
+    assert "No finished cell" not in with_results
+
+    assert main([*args, "--results", str(tmp_path / "cpu-typo")]) == 2
+    assert page_file.read_text() == with_results
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'cpu-typo' / 'smoke'} does not exist" in err and "was left as it is" in err
+    assert main([*args, "--results", str(tmp_path / "cpu"), "--device-class", "cuda-sm90"]) == 2
+    assert page_file.read_text() == with_results
+    assert "holds results of cpu only" in capsys.readouterr().err
+
+    empty = tmp_path / "empty.md"
+    assert main(["report", str(REPO / "suites" / "smoke.yaml"), "--out", str(empty), "--results", str(tmp_path / "cpu-typo")]) == 0
+    assert "No finished cell of this suite on `cpu`" in empty.read_text()
+    assert main(["report", str(REPO / "suites" / "smoke.yaml"), "--out", str(empty), "--results", str(tmp_path / "cpu-typo")]) == 0
