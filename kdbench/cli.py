@@ -89,6 +89,12 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _what_folder_holds(found: dict[str, dict], folder: Path) -> str:
+    """How a suite's results folder failed a command, for its error: missing, empty, or another device class's."""
+    there = sorted({r["environment"]["device_class"] for r in found.values()})
+    return f"holds results of {', '.join(there)} only" if there else "holds no finished cell" if folder.is_dir() else "does not exist"
+
+
 def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=None) -> str:
     """The suite's page; with ``out``, also its figures (beside it, under figures/) and the page file."""
     import os
@@ -101,11 +107,9 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
     results = {k: v for k, v in found.items() if v["environment"]["device_class"] == device_class}
     if not results and out is not None and out.exists() and NO_RESULTS_MARK not in out.read_text(errors="replace"):
         # A typo in --results or --device-class must not wipe a page of finished results.
-        there = sorted({r["environment"]["device_class"] for r in found.values()})
-        what = f"holds results of {', '.join(there)} only" if there else "holds no finished cell" if (results_dir / suite.name).is_dir() else "does not exist"
-        raise KDBenchError(f"{results_dir / suite.name} {what}: no finished cell of {suite.name} on {device_class}, so {out} "
-                           f"(a page with results) was left as it is; point --results at the folder that holds {suite.name}/ "
-                           f"(e.g. reports/results/{device_class}){' or pass --device-class ' + there[0] if there else ''}")
+        raise KDBenchError(f"{results_dir / suite.name} {_what_folder_holds(found, results_dir / suite.name)}: no finished cell "
+                           f"of {suite.name} on {device_class}, so {out} (a page with results) was left as it is; point --results "
+                           f"at the folder that holds {suite.name}/ (e.g. reports/results/{device_class}) or --device-class at theirs")
     figures: dict[str, str] = {}
     if out is not None and results and not getattr(args, "no_figures", False):
         from .figures import draw_all
@@ -263,13 +267,22 @@ def cmd_golden_check(args) -> int:
     golden = load_golden(suite.name, args.device_class)
     if golden is None:
         raise KDBenchError(f"no golden file golden/{suite.name}/{args.device_class}.json")
-    results = load_results(suite, Path(args.results))
-    problems, checked = [], 0
-    for cid, g in golden["cells"].items():
-        if cid in results:
-            checked += 1
-            problems += compare(results[cid], g)
+    folder = Path(args.results) / suite.name
+    found = load_results(suite, Path(args.results))
+    # Values measured on one device class say nothing of another's (other kernels round differently).
+    results = {k: r for k, r in found.items() if r["environment"]["device_class"] == args.device_class}
+    missing = [cid for cid in golden["cells"] if cid not in results]
+    if len(missing) == len(golden["cells"]):
+        # Nothing compared must not read as a pass (a mistyped --results, a suite never run here).
+        raise KDBenchError(f"none of the {len(golden['cells'])} cells of golden/{suite.name}/{args.device_class}.json has a "
+                           f"result on {args.device_class}: {folder} {_what_folder_holds(found, folder)}; nothing to check. Run "
+                           "the suite there first, or point --results / --device-class at the results")
+    problems = [p for cid, g in golden["cells"].items() if cid in results for p in compare(results[cid], g)]
+    checked = len(golden["cells"]) - len(missing)
     print("\n".join(problems) if problems else f"{checked} cells within golden tolerances")
+    if missing:
+        print(f"not checked: {len(missing)} of the {len(golden['cells'])} golden cells have no result on {args.device_class} in "
+              f"{folder}: {', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}")
     return 1 if problems else 0
 
 

@@ -54,3 +54,43 @@ def test_gpu_cell_matches_golden(suite_path, cell_id, cuda):
     results_dir = Path(os.environ.get("KDBENCH_RESULTS", REPO / "results"))
     results = run_suite(suite_path, cuda, results_dir, Path(os.environ.get("KDBENCH_CACHE", REPO / ".kdbench-cache")))
     assert compare(results[cell_id], golden["cells"][cell_id]) == []
+
+
+def test_golden_check_says_what_it_did_not_check(tmp_path, capsys):
+    """kdbench golden check passes only on results it compared: a folder with none of the golden
+    cells (a mistyped --results, another device class's results) is an error, not "0 cells
+    within golden tolerances"; golden cells without a result are named; a moved metric fails."""
+    import json
+
+    from kdbench.cli import main
+
+    from .conftest import committed_smoke_result
+
+    golden = load_golden("smoke", "cpu")
+    for cid in golden["cells"]:
+        committed_smoke_result(f"{cid}.json", tmp_path / "cpu" / "smoke")
+    check = ["golden", "check", str(REPO / "suites" / "smoke.yaml")]
+    assert main([*check, "--results", str(tmp_path / "cpu")]) == 0
+    assert f"{len(golden['cells'])} cells within golden tolerances" in capsys.readouterr().out
+
+    first = sorted(golden["cells"])[0]
+    (tmp_path / "cpu" / "smoke" / f"{first}.json").unlink()
+    assert main([*check, "--results", str(tmp_path / "cpu")]) == 0
+    assert f"not checked: 1 of the {len(golden['cells'])} golden cells have no result on cpu" in capsys.readouterr().out
+
+    assert main([*check, "--results", str(tmp_path / "typo")]) == 2
+    assert f"{tmp_path / 'typo' / 'smoke'} does not exist; nothing to check" in capsys.readouterr().err
+    for p in (tmp_path / "cpu" / "smoke").glob("*.json"):
+        r = json.loads(p.read_text())
+        r["environment"]["device_class"] = "cuda-sm90"
+        p.write_text(json.dumps(r))
+    assert main([*check, "--results", str(tmp_path / "cpu")]) == 2
+    assert "holds results of cuda-sm90 only" in capsys.readouterr().err
+
+    second = sorted(golden["cells"])[1]
+    r = committed_smoke_result(f"{second}.json", tmp_path / "moved" / "smoke")
+    band = golden["cells"][second]["metrics"]["test_top1_last"]
+    r["metrics"]["test_top1_last"] = band["value"] + band["tolerance"] + 0.01
+    (tmp_path / "moved" / "smoke" / f"{second}.json").write_text(json.dumps(r))
+    assert main([*check, "--results", str(tmp_path / "moved")]) == 1
+    assert f"{second}: test_top1_last = " in capsys.readouterr().out
