@@ -326,12 +326,18 @@ def cmd_predict(args) -> int:
 
     from .predict import predict_images
 
-    rows = []
+    rows, unread = [], []
     for r in predict_images(Path(args.result), [Path(i) for i in args.images], args.top_k):
+        if "error" in r:
+            unread.append(r["error"])
+            continue
         for rank, t in enumerate(r["top"], 1):
             rows.append([r["image"] if rank == 1 else "", rank, t["class"], f"{100 * t['probability']:.2f}"])
-    print(tabulate(rows, ["image", "rank", "class", "probability %"], tablefmt="github"))
-    return 0
+    if rows:
+        print(tabulate(rows, ["image", "rank", "class", "probability %"], tablefmt="github"))
+    for message in unread:
+        print(f"kdbench: error: {message}", file=sys.stderr)
+    return 1 if unread else 0
 
 
 def parser() -> argparse.ArgumentParser:

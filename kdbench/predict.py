@@ -44,7 +44,7 @@ def image_tensor(path: Path, channels: int, size: int) -> torch.Tensor:
             im = im.convert("L" if channels == 1 else "RGB")
             if im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = np.array(im, dtype=np.uint8)  # a writable copy (torch warns on PIL's read-only buffer)
     except (OSError, UnidentifiedImageError) as e:
         raise DataError(f"{path}: cannot decode image ({e})") from None
     return torch.from_numpy(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy())
@@ -52,12 +52,18 @@ def image_tensor(path: Path, channels: int, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_images(result_path: Path, images: list[Path], top_k: int = 3) -> list[dict]:
+    """One entry per image, in order: its top-k classes, or, for an image that cannot be read,
+    ``error`` (the others are still classified: one bad file among many loses nothing)."""
     model, norm = load_student(result_path)
     mean = torch.tensor(norm["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(norm["std"]).view(1, -1, 1, 1)
     out = []
     for path in images:
-        x = image_tensor(path, norm["channels"], norm["image_size"])[None]
+        try:
+            x = image_tensor(path, norm["channels"], norm["image_size"])[None]
+        except DataError as e:
+            out.append({"image": str(path), "error": str(e)})
+            continue
         probs = model((x.float() / 255.0 - mean) / std).softmax(1)[0]
         p, i = probs.topk(min(top_k, probs.numel()))
         out.append({"image": str(path), "top": [{"class": norm["classes"][c], "probability": float(v)} for v, c in zip(p.tolist(), i.tolist(), strict=True)]})

@@ -144,7 +144,12 @@ def test_predict_single_images_with_a_trained_student(tmp_path):
     model, norm = load_student(result)
     x = (data.test_x[7:8].float() / 255 - torch.tensor(norm["mean"]).view(1, -1, 1, 1)) / torch.tensor(norm["std"]).view(1, -1, 1, 1)
     expected = norm["classes"][int(model(x).argmax())]
-    assert f"|      1 | {expected}" in proc.stdout.replace(str(tmp_path / "shoe.png"), "")
+    assert f"|      1 | {expected}" in proc.stdout.replace(str(tmp_path / "shoe.png"), "") and "Warning" not in proc.stderr
+    # An unreadable file among good ones is named; the good ones are still classified.
+    (tmp_path / "torn.png").write_bytes(b"\x89PNG not really")
+    mixed = kdbench("predict", str(result), str(tmp_path / "torn.png"), str(tmp_path / "shoe.png"), tmp=tmp_path)
+    assert mixed.returncode == 1 and f"|      1 | {expected}" in mixed.stdout.replace(str(tmp_path / "shoe.png"), "")
+    assert f"{tmp_path / 'torn.png'}: cannot decode image" in mixed.stderr and "Traceback" not in mixed.stderr
     res = json.loads(result.read_text())
     assert res["cost"]["student_flops_per_image"] > 0 and res["cost"]["student_test_images_per_s"] > 0
     # Damaged weights are refused, not used.
