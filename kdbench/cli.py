@@ -89,6 +89,20 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _no_cell_selected(suite, pattern: str | None, shard: str | None = None) -> KDBenchError:
+    """The error for a --cells glob (or a --shard) that selects nothing, with an id to copy from."""
+    from .suite import select_cells
+
+    cells = suite.cells()
+    matched = select_cells(cells, pattern)
+    if shard and matched:  # the glob matched; the shard is empty
+        groups = len({(c.dataset, c.teacher, c.precision, c.seed) for c in matched})
+        return KDBenchError(f"--shard {shard} of {suite.name} is empty: the {len(matched)} cells selected form {groups} teacher "
+                            "group(s), and a shard holds whole groups; use fewer shards")
+    return KDBenchError(f"no cell of {suite.name} matches --cells {pattern!r}; its {len(cells)} cell ids look like "
+                        f"{cells[0].id} (all: kdbench list {suite.source})")
+
+
 def _what_folder_holds(found: dict[str, dict], folder: Path) -> str:
     """How a suite's results folder failed a command, for its error: missing, empty, or another device class's."""
     there = sorted({r["environment"]["device_class"] for r in found.values()})
@@ -148,7 +162,7 @@ def cmd_cost(args) -> int:
     suite = load_suite(args.suite, _overrides(args))
     cells = select_cells(suite.cells(), args.cells)
     if not cells:
-        raise KDBenchError(f"no cell of {suite.name} matches --cells {args.cells!r}")
+        raise _no_cell_selected(suite, args.cells)
     opts = _options(args)
     opts.log = lambda m: print(m, file=sys.stderr)
     runner = Runner(suite, opts)
@@ -202,7 +216,7 @@ def cmd_run(args) -> int:
     runner = Runner(suite, opts)
     cells = select_cells(suite.cells(), args.cells, args.shard)
     if not cells:
-        raise KDBenchError(f"no cell of {suite.name} matches --cells {args.cells!r} / --shard {args.shard!r}")
+        raise _no_cell_selected(suite, args.cells, args.shard)
     results = runner.run(cells)
     print()
     print(_report(suite, opts.results_dir, runner.device_class, None))

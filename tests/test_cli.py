@@ -294,3 +294,19 @@ def test_a_run_says_why_finished_cells_run_again(tmp_path):
         path.write_text(json.dumps({"status": "ok", "config": config, "config_hash": spec_hash(config)}))
     runner.log_stale(cells)
     assert logs == ["[suite] 2 of them finished before with another configuration and run again (changed since: student_recipe ×2)"]
+
+
+def test_a_selection_of_no_cell_says_why_and_shows_an_id(tmp_path, capsys):
+    """--cells that matches nothing names the glob and shows a real id to copy; an empty
+    --shard (more shards than teacher groups) says so rather than blaming the glob."""
+    from kdbench.cli import main
+
+    suite = str(REPO / "suites" / "smoke.yaml")
+    assert main(["run", suite, "--cells", "cnn_tiny", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no cell of smoke matches --cells 'cnn_tiny'" in err and "fmnist-smoke__cnn_medium__" in err and "--shard" not in err
+    assert main(["run", suite, "--cells", "*cnn_tiny*", "--shard", "2/2", "--results", str(tmp_path)]) == 2
+    assert "--shard 2/2 of smoke is empty: the 2 cells selected form 1 teacher group(s)" in capsys.readouterr().err
+    assert main(["cost", suite, "--cells", "cnn_tiny"]) == 2
+    assert "no cell of smoke matches --cells 'cnn_tiny'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir()), "nothing ran, nothing written"
