@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .cli_bench import add_bench_commands, table_then_problems
@@ -426,11 +428,21 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Slurm at a job's time limit, timeout, kill): the same orderly stop as Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from .determinism import flush_denormals
 
     flush_denormals()  # before any torch work starts its thread pool (see there)
+    # Signal handlers can only be set in the main thread; the caller's is put back after (tests call main()).
+    before = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         return args.fn(args)
     except KDBenchError as e:
@@ -441,9 +453,14 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("\nkdbench: interrupted. Finished cells are saved; run the same command again to resume.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        how = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
+        print(f"\nkdbench: {how}. Finished cells are saved, and a long training resumes from its last checkpoint (taken "
+              "after an epoch, at most once a minute): run the same command again to resume.", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

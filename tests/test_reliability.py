@@ -143,6 +143,25 @@ def test_sigkill_then_resume_gives_the_same_results(tmp_path):
 
 
 @pytest.mark.smoke
+def test_sigterm_stops_with_a_message_and_the_run_resumes(tmp_path):
+    """SIGTERM (what Slurm sends at a job's time limit, and timeout and kill) stops a run in
+    order: exit 143 with a message saying how to resume, and the same command then finishes."""
+    proc = run_cli(tmp_path / "r", tmp_path / "cache")
+    seen = []
+    for line in proc.stdout:  # wait until training is under way
+        seen.append(line)
+        if " epoch 1/" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=60) == 143, "".join(seen) + rest
+    assert "kdbench: stopped by SIGTERM. Finished cells are saved" in rest and "Traceback" not in rest
+    again = run_cli(tmp_path / "r", tmp_path / "cache")
+    assert again.wait(timeout=900) == 0, again.stdout.read()[-2000:]
+    assert len(list((tmp_path / "r" / "smoke").glob("*.json"))) == 2
+
+
+@pytest.mark.smoke
 def test_corrupt_teacher_cache_is_detected_and_rebuilt(tmp_path):
     suite = load_suite(REPO / "suites" / "smoke.yaml", ("teacher.epochs=1", "student.epochs=1"))
     cell = next(c for c in suite.cells() if c.method == "kd" and c.student == "cnn_tiny")
