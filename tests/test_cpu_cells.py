@@ -65,3 +65,32 @@ def test_the_queue_runs_in_the_background_and_lands_its_results(tmp_path):
     cpu_cells(work, "start", env=env)
     wait_for_the_queue(run)
     assert "2 cells, 2 already done, 0 to run" in (run / "log.txt").read_text()
+
+
+def test_stop_ends_the_queue_and_the_run_under_it(tmp_path):
+    """stop ends the background queue and the kdbench run it started (in order: its SIGTERM
+    message is in the log), and no later queue line starts as that run exits."""
+    work = tmp_path / "repo"
+    run = tmp_path / "run"
+    queue = f"smoke {CELL.format('*')} --set teacher.epochs=50\nsmoke *cnn_small*"
+    env = dict(script_checkout(work, "cpu_cells.sh", "land_results.sh"), RUN=str(run), CPU_QUEUE=queue)
+    cpu_cells(work, "start", env=env)
+    deadline = time.monotonic() + 300
+    while " epoch 1/" not in ((run / "log.txt").read_text() if (run / "log.txt").exists() else ""):
+        assert time.monotonic() < deadline, "training did not start"
+        time.sleep(0.5)
+    pid = int((run / "pid").read_text())
+    kdbench = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    assert kdbench, "the queue runs kdbench under it"
+    stopped = cpu_cells(work, "stop", env=env)
+    assert "stopped" in stopped.stdout
+    for p in (pid, *map(int, kdbench)):
+        try:
+            os.kill(p, 0)
+            raise AssertionError(f"process {p} still runs after stop")
+        except ProcessLookupError:
+            pass
+    time.sleep(2)
+    log = (run / "log.txt").read_text()
+    assert "*cnn_small*" not in log and "kdbench: stopped by SIGTERM" in log, log[-2000:]
+    assert "not running" in cpu_cells(work, "stop", env=env).stdout
