@@ -276,7 +276,7 @@ def cmd_golden_update(args) -> int:
 
 def cmd_golden_check(args) -> int:
     from .golden import compare, load_golden
-    from .results import load_results
+    from .results import load_results, stale_results
     from .suite import load_suite
 
     suite = load_suite(args.suite, _overrides(args))
@@ -296,6 +296,10 @@ def cmd_golden_check(args) -> int:
     problems = [p for cid, g in golden["cells"].items() if cid in results for p in compare(results[cid], g)]
     checked = len(golden["cells"]) - len(missing)
     print("\n".join(problems) if problems else f"{checked} cells within golden tolerances")
+    stale = stale_results(suite, Path(args.results), {k: r for k, r in results.items() if k in golden["cells"]})
+    if stale:  # a pass on them says how older code or settings did, not the current ones
+        print(f"of these, {len(stale)} were made with other settings or training code than now (a re-run would redo them; "
+              f"kdbench list {suite.source} --results {args.results} names them)")
     if missing:
         print(f"not checked: {len(missing)} of the {len(golden['cells'])} golden cells have no result on {args.device_class} in "
               f"{folder}: {', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}")

@@ -59,7 +59,8 @@ def test_gpu_cell_matches_golden(suite_path, cell_id, cuda):
 def test_golden_check_says_what_it_did_not_check(tmp_path, capsys):
     """kdbench golden check passes only on results it compared: a folder with none of the golden
     cells (a mistyped --results, another device class's results) is an error, not "0 cells
-    within golden tolerances"; golden cells without a result are named; a moved metric fails."""
+    within golden tolerances"; golden cells without a result are named, stale results are said to
+    be stale; a moved metric fails."""
     import json
 
     from kdbench.cli import main
@@ -71,7 +72,13 @@ def test_golden_check_says_what_it_did_not_check(tmp_path, capsys):
         committed_smoke_result(f"{cid}.json", tmp_path / "cpu" / "smoke")
     check = ["golden", "check", str(REPO / "suites" / "smoke.yaml")]
     assert main([*check, "--results", str(tmp_path / "cpu")]) == 0
-    assert f"{len(golden['cells'])} cells within golden tolerances" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{len(golden['cells'])} cells within golden tolerances" in out and "other settings or training code" not in out
+    # A result of older training code still passes its band, and the check says it is stale.
+    stale_one = sorted(golden["cells"])[-1]
+    committed_smoke_result(f"{stale_one}.json", tmp_path / "cpu" / "smoke", code="0" * 64)
+    assert main([*check, "--results", str(tmp_path / "cpu")]) == 0
+    assert "of these, 1 were made with other settings or training code than now" in capsys.readouterr().out
 
     first = sorted(golden["cells"])[0]
     (tmp_path / "cpu" / "smoke" / f"{first}.json").unlink()
