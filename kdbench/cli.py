@@ -287,16 +287,16 @@ def cmd_golden_check(args) -> int:
     found = load_results(suite, Path(args.results))
     # Values measured on one device class say nothing of another's (other kernels round differently).
     results = {k: r for k, r in found.items() if r["environment"]["device_class"] == args.device_class}
-    missing = [cid for cid in golden["cells"] if cid not in results]
-    if len(missing) == len(golden["cells"]):
+    checked = {cid: results[cid] for cid in golden["cells"] if cid in results}
+    missing = [cid for cid in golden["cells"] if cid not in checked]
+    if not checked:
         # Nothing compared must not read as a pass (a mistyped --results, a suite never run here).
         raise KDBenchError(f"none of the {len(golden['cells'])} cells of golden/{suite.name}/{args.device_class}.json has a "
                            f"result on {args.device_class}: {folder} {_what_folder_holds(found, folder)}; nothing to check. Run "
                            "the suite there first, or point --results / --device-class at the results")
-    problems = [p for cid, g in golden["cells"].items() if cid in results for p in compare(results[cid], g)]
-    checked = len(golden["cells"]) - len(missing)
-    print("\n".join(problems) if problems else f"{checked} cells within golden tolerances")
-    stale = stale_results(suite, Path(args.results), {k: r for k, r in results.items() if k in golden["cells"]})
+    problems = [p for cid, r in checked.items() for p in compare(r, golden["cells"][cid])]
+    print("\n".join(problems) if problems else f"{len(checked)} cells within golden tolerances")
+    stale = stale_results(suite, Path(args.results), checked)
     if stale:  # a pass on them says how older code or settings did, not the current ones
         print(f"of these, {len(stale)} were made with other settings or training code than now (a re-run would redo them; "
               f"kdbench list {suite.source} --results {args.results} names them)")
