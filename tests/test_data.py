@@ -16,6 +16,8 @@ from kdbench.data.folder import list_images, load_image_tree, tree_fingerprint
 from kdbench.data.idx import read_idx
 from kdbench.errors import DataError
 
+from .layouts import write_eurosat, write_intel, write_pathmnist
+
 # From ../shared/datasets/README.md: the published fingerprint of the JPEG CIFAR-10 copy.
 CIFAR10_JPEG_FINGERPRINT = "c217601eebcfee757a51b381539a30bc3b0a89cac54850a81d992750b4fa8352"
 SMOKE_FINGERPRINT_FILE = Path(__file__).resolve().parents[1] / "kdbench" / "data" / "smoke" / "PROVENANCE.md"
@@ -209,10 +211,7 @@ def test_decoded_cache_damage_is_detected_and_rebuilt(tmp_path, capsys):
 def test_eurosat_layouts(tmp_path):
     # Laid out as torchvision's download leaves it: eurosat/2750/<class>/*.jpg, 64×64.
     rng = np.random.default_rng(0)
-    for c in ("AnnualCrop", "Forest"):
-        (tmp_path / "eurosat" / "2750" / c).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "eurosat" / "2750" / c / f"{c}_{i + 1}.jpg")
+    write_eurosat(tmp_path, {c: list(rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)) for c in ("AnnualCrop", "Forest")})
     d = DATASETS.get("eurosat").load(tmp_path, False, tmp_path / "cache")
     assert d.train_x.shape == (8, 3, 64, 64) and d.test_x is None and d.classes == ["AnnualCrop", "Forest"]
     with pytest.raises(DataError, match="--download"):
@@ -221,13 +220,12 @@ def test_eurosat_layouts(tmp_path):
 
 def test_intel_image_kaggle_layout(tmp_path):
     rng = np.random.default_rng(0)
-    for part in ("seg_train/seg_train", "seg_test/seg_test"):
-        for c in ("buildings", "sea"):
-            (tmp_path / "intel-image" / part / c).mkdir(parents=True)
-            for i in range(3):
-                # Kaggle's set has a few images that are not 150×150: they are resized.
-                side = 150 if i else 113
-                Image.fromarray(rng.integers(0, 255, (side, 150, 3), dtype=np.uint8)).save(tmp_path / "intel-image" / part / c / f"{i}.jpg")
+
+    def part() -> dict[str, list[np.ndarray]]:
+        # Kaggle's set has a few images that are not 150×150: they are resized.
+        return {c: [rng.integers(0, 255, (150 if i else 113, 150, 3), dtype=np.uint8) for i in range(3)] for c in ("buildings", "sea")}
+
+    write_intel(tmp_path, part(), part())
     d = DATASETS.get("intel-image").load(tmp_path, False, tmp_path / "cache")
     assert d.train_x.shape == (6, 3, 150, 150) and d.test_x.shape == (6, 3, 150, 150)
     with pytest.raises(DataError, match="Kaggle"):
@@ -248,19 +246,14 @@ def test_class_subset_relabels_and_decodes_only_those(tmp_path):
     assert torch.equal(two.train_x[two.train_y == 1], smoke.train_x[smoke.train_y == 0])
 
 
-def write_pathmnist(path: Path, n: dict[str, int], rng: np.random.Generator, **replace) -> None:
-    """A pathmnist.npz laid out like MedMNIST v2's: uint8 (N, 28, 28, 3) images, (N, 1) labels."""
-    arrays = {}
-    for part, count in n.items():
-        arrays[f"{part}_images"] = rng.integers(0, 256, (count, 28, 28, 3), dtype=np.uint8)
-        arrays[f"{part}_labels"] = (np.arange(count) % 9).reshape(-1, 1).astype(np.uint8)
-    arrays.update(replace)
-    np.savez_compressed(path, **arrays)
+def random_pathmnist(path: Path, n: dict[str, int], rng: np.random.Generator, **replace) -> None:
+    """A pathmnist.npz of random pixels, ``n[part]`` images in each part, the 9 labels in turn."""
+    write_pathmnist(path, {part: (rng.integers(0, 256, (count, 28, 28, 3), dtype=np.uint8), np.arange(count) % 9) for part, count in n.items()}, **replace)
 
 
 def test_pathmnist_layout_pool_and_test(tmp_path):
     rng = np.random.default_rng(0)
-    write_pathmnist(tmp_path / "pathmnist.npz", {"train": 36, "val": 18, "test": 27}, rng)
+    random_pathmnist(tmp_path / "pathmnist.npz", {"train": 36, "val": 18, "test": 27}, rng)
     d = DATASETS.get("pathmnist").load(tmp_path, False, tmp_path / "cache")
     assert d.train_x.shape == (54, 3, 28, 28) and d.test_x.shape == (27, 3, 28, 28)
     assert d.num_classes == 9 and d.classes[0] == "adipose"
@@ -280,13 +273,13 @@ def test_pathmnist_layout_pool_and_test(tmp_path):
     ],
 )
 def test_pathmnist_bad_arrays_are_named(tmp_path, replace, message):
-    write_pathmnist(tmp_path / "pathmnist.npz", {"train": 36, "val": 18, "test": 27}, np.random.default_rng(0), **replace)
+    random_pathmnist(tmp_path / "pathmnist.npz", {"train": 36, "val": 18, "test": 27}, np.random.default_rng(0), **replace)
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
         DATASETS.get("pathmnist").load(tmp_path, False, tmp_path / "cache")
 
 
 def test_pathmnist_truncated_or_missing(tmp_path):
-    write_pathmnist(tmp_path / "pathmnist.npz", {"train": 9, "val": 9, "test": 9}, np.random.default_rng(0))
+    random_pathmnist(tmp_path / "pathmnist.npz", {"train": 9, "val": 9, "test": 9}, np.random.default_rng(0))
     raw = (tmp_path / "pathmnist.npz").read_bytes()
     (tmp_path / "pathmnist.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DataError, match="cannot read .*download it again"):
