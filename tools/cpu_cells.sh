@@ -4,7 +4,7 @@
 # the trained teachers, the teacher logits and the mid-training checkpoints live there, so a
 # cell cut off by the session's end resumes from its last epoch in the next one.
 #
-#   bash tools/cpu_cells.sh start    the queue below, in order, in the background (nohup), skipping
+#   bash tools/cpu_cells.sh start    the queue below, in order, in the background (nohup setsid), skipping
 #                                    finished cells and resuming a cut training; refuses while a
 #                                    run of it is alive. Log: $RUN/log.txt
 #   bash tools/cpu_cells.sh status   whether it runs, each queued cell's state, the trainings saved
@@ -55,7 +55,10 @@ case "${1:-}" in
     if alive; then echo "already running (pid $(cat "$RUN/pid")): bash tools/cpu_cells.sh status"; exit 1; fi
     mkdir -p "$RUN"
     lines=$(printf '%s\n' "${QUEUE[@]}")
-    nohup bash -c '
+    # setsid: its own session and process group, so that what ends the shell that started it
+    # (a closed terminal, the end of an agent's session) does not reach it. setsid execs in
+    # place here (a background job is no group leader), so $! stays the queue's pid.
+    nohup setsid bash -c '
       while read -r suite cells extra; do
         echo "=== $(date -u +%FT%TZ) $suite $cells $extra"
         # shellcheck disable=SC2086  # extra: words, no spaces inside any
