@@ -1,68 +1,27 @@
-"""Command line: kdbench run | list | cost | report | index | predict | diff | golden update | golden check;
-the bench-* commands live in cli_bench.py."""
+"""Command line: kdbench run | list | cost | report | index | predict, and the entry point; the
+shared arguments live in cli_args.py, diff and golden update | check in cli_golden.py, the
+bench-* commands in cli_bench.py."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from .cli_bench import add_bench_commands, table_then_problems
+from .cli_args import no_cell_selected, run_args, run_options, suite_args, suite_overrides, what_folder_holds
+from .cli_bench import add_bench_commands
+from .cli_golden import add_golden_commands
 from .errors import KDBenchError
 
 REPORTS_DIR = Path("reports")
 
 
-def _suite_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("suite", help="suite file (suites/NAME.yaml, or just NAME)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a suite field, e.g. --set student.epochs=2 (validated like the file)")
-    p.add_argument("--tiny", action="store_true", help="a few images per class, one epoch: checks every cell end to end quickly")
-    p.add_argument("--quick", action="store_true", help="all the data, one epoch per model: the quick profile that times a suite")
-    p.add_argument("--sweep", metavar="FIELD=V1,V2,…",
-                   help="run every cell once per value of one teacher.*, student.* or kd.* field, e.g. --sweep kd.temperature=1,4,8")
-
-
-def _overrides(args) -> tuple[str, ...]:
-    from .suite import QUICK_OVERRIDES, TINY_OVERRIDES
-
-    sweep = ()
-    if args.sweep:
-        if "=" not in args.sweep:
-            raise KDBenchError(f"--sweep expects FIELD=V1,V2,…, got {args.sweep!r}")
-        field, values = args.sweep.split("=", 1)
-        sweep = (f"sweep={{field: '{field.strip()}', values: [{values}]}}",)
-    return (TINY_OVERRIDES if args.tiny else ()) + (QUICK_OVERRIDES if args.quick else ()) + tuple(args.overrides) + sweep
-
-
-def _run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", help="where datasets live (default: $KDBENCH_DATA, then ~/.cache/kdbench/data)")
-    p.add_argument("--download", action="store_true", help="download missing datasets with torchvision (needs a network)")
-    p.add_argument("--results", default="results", help="results folder (default: results/)")
-    p.add_argument("--cache", help="cache folder for teachers and decoded data (default: $KDBENCH_CACHE or ~/.cache/kdbench)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--cells", help="only cells whose id matches this glob")
-    p.add_argument("--shard", help="run shard i of n (i/n), split by teacher")
-
-
-def _options(args):
-    from .determinism import pick_device
-    from .runner import RunOptions
-
-    opts = RunOptions(results_dir=Path(args.results), data_root=Path(args.data_root) if args.data_root else None,
-                      download=args.download, device=pick_device(args.device))
-    if args.cache:
-        opts.cache_dir = Path(args.cache)
-    return opts
-
-
 def cmd_list(args) -> int:
     from .suite import load_suite
 
-    suite = load_suite(args.suite, _overrides(args))
+    suite = load_suite(args.suite, suite_overrides(args))
     cells = suite.cells()
     print(f"{suite.name}: {len(cells)} cells ({suite.source})")
     if not args.results:
@@ -91,26 +50,6 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _no_cell_selected(suite, pattern: str | None, shard: str | None = None) -> KDBenchError:
-    """The error for a --cells glob (or a --shard) that selects nothing, with an id to copy from."""
-    from .suite import select_cells
-
-    cells = suite.cells()
-    matched = select_cells(cells, pattern)
-    if shard and matched:  # the glob matched; the shard is empty
-        groups = len({(c.dataset, c.teacher, c.precision, c.seed) for c in matched})
-        return KDBenchError(f"--shard {shard} of {suite.name} is empty: the {len(matched)} cells selected form {groups} teacher "
-                            "group(s), and a shard holds whole groups; use fewer shards")
-    return KDBenchError(f"no cell of {suite.name} matches --cells {pattern!r}; its {len(cells)} cell ids look like "
-                        f"{cells[0].id} (all: kdbench list {suite.source})")
-
-
-def _what_folder_holds(found: dict[str, dict], folder: Path) -> str:
-    """How a suite's results folder failed a command, for its error: missing, empty, or another device class's."""
-    there = sorted({r["environment"]["device_class"] for r in found.values()})
-    return f"holds results of {', '.join(there)} only" if there else "holds no finished cell" if folder.is_dir() else "does not exist"
-
-
 def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=None) -> str:
     """The suite's page; with ``out``, also its figures (beside it, under figures/) and the page file."""
     import os
@@ -123,7 +62,7 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
     results = {k: v for k, v in found.items() if v["environment"]["device_class"] == device_class}
     if not results and out is not None and out.exists() and NO_RESULTS_MARK not in out.read_text(errors="replace"):
         # A typo in --results or --device-class must not wipe a page of finished results.
-        raise KDBenchError(f"{results_dir / suite.name} {_what_folder_holds(found, results_dir / suite.name)}: no finished cell "
+        raise KDBenchError(f"{results_dir / suite.name} {what_folder_holds(found, results_dir / suite.name)}: no finished cell "
                            f"of {suite.name} on {device_class}, so {out} (a page with results) was left as it is; point --results "
                            f"at the folder that holds {suite.name}/ (e.g. reports/results/{device_class}) or --device-class at theirs")
     figures: dict[str, str] = {}
@@ -161,11 +100,11 @@ def cmd_cost(args) -> int:
         raise KDBenchError(f"--tflops is a sustained rate > 0 in TFLOP/s, got {args.tflops}")
     if args.device_class and not args.timed_by:
         raise KDBenchError("--device-class chooses which results of --timed-by DIR time the suite: give --timed-by too")
-    suite = load_suite(args.suite, _overrides(args))
+    suite = load_suite(args.suite, suite_overrides(args))
     cells = select_cells(suite.cells(), args.cells)
     if not cells:
-        raise _no_cell_selected(suite, args.cells)
-    opts = _options(args)
+        raise no_cell_selected(suite, args.cells)
+    opts = run_options(args)
     opts.log = lambda m: print(m, file=sys.stderr)
     runner = Runner(suite, opts)
     shapes = {}
@@ -213,12 +152,12 @@ def cmd_run(args) -> int:
     from .runner import Runner
     from .suite import load_suite, select_cells
 
-    suite = load_suite(args.suite, _overrides(args))
-    opts = _options(args)
+    suite = load_suite(args.suite, suite_overrides(args))
+    opts = run_options(args)
     runner = Runner(suite, opts)
     cells = select_cells(suite.cells(), args.cells, args.shard)
     if not cells:
-        raise _no_cell_selected(suite, args.cells, args.shard)
+        raise no_cell_selected(suite, args.cells, args.shard)
     results = runner.run(cells)
     print()
     print(_report(suite, opts.results_dir, runner.device_class, None))
@@ -235,97 +174,11 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from .suite import load_suite
 
-    suite = load_suite(args.suite, _overrides(args))
+    suite = load_suite(args.suite, suite_overrides(args))
     out = Path(args.out) if args.out else REPORTS_DIR / f"{suite.name}-{args.device_class}.md"
     print(_report(suite, Path(args.results), args.device_class, out, args))
     print(f"written to {out}", file=sys.stderr)
     return 0
-
-
-def cmd_golden_update(args) -> int:
-    from .golden import build_golden, diff_golden, load_golden, seedless, write_golden
-    from .runner import Runner
-    from .suite import Suite, load_suite, select_cells
-
-    suite = load_suite(args.suite, _overrides(args))
-    opts = _options(args)
-    spread_seeds = tuple(dict.fromkeys(tuple(suite.spec.seeds) + tuple(args.spread_seeds)))
-    if len(spread_seeds) < 3:
-        raise KDBenchError(f"golden values need a spread over at least 3 seeds, got {list(spread_seeds)}; pass --spread-seeds")
-    wide = Suite(dataclasses.replace(suite.spec, seeds=spread_seeds), suite.source)
-    runner = Runner(wide, opts)
-    results = runner.run(select_cells(wide.cells(), args.cells))
-    by_id = {r["cell_id"]: r for r in results}
-    pinned = {c.id: by_id[c.id] for c in select_cells(suite.cells(), args.cells)}
-    spread: dict[str, list[dict]] = {}
-    for r in results:
-        spread.setdefault(seedless(r["cell_id"]), []).append(r)
-    cmd = "kdbench golden update " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "kdbench golden update"
-    any_r = next(iter(results))
-    new = build_golden(suite.name, runner.device_class, pinned, spread,
-                       {"command": cmd, "spread_seeds": list(spread_seeds), "environment": any_r["environment"]})
-    old = load_golden(suite.name, runner.device_class)
-    if old and args.cells:  # a partial update keeps the other cells
-        new["cells"] = dict(old["cells"], **new["cells"])
-    changes = diff_golden(old, new)
-    print("\n".join(changes) if changes else "golden values unchanged")
-    path = write_golden(new)
-    print(f"written {path}")
-    return 0
-
-
-def cmd_golden_check(args) -> int:
-    from .golden import compare, load_golden
-    from .results import load_results, stale_results
-    from .suite import load_suite
-
-    suite = load_suite(args.suite, _overrides(args))
-    golden = load_golden(suite.name, args.device_class)
-    if golden is None:
-        raise KDBenchError(f"no golden file golden/{suite.name}/{args.device_class}.json")
-    folder = Path(args.results) / suite.name
-    found = load_results(suite, Path(args.results))
-    # Values measured on one device class say nothing of another's (other kernels round differently).
-    results = {k: r for k, r in found.items() if r["environment"]["device_class"] == args.device_class}
-    checked = {cid: results[cid] for cid in golden["cells"] if cid in results}
-    missing = [cid for cid in golden["cells"] if cid not in checked]
-    if not checked:
-        # Nothing compared must not read as a pass (a mistyped --results, a suite never run here).
-        raise KDBenchError(f"none of the {len(golden['cells'])} cells of golden/{suite.name}/{args.device_class}.json has a "
-                           f"result on {args.device_class}: {folder} {_what_folder_holds(found, folder)}; nothing to check. Run "
-                           "the suite there first, or point --results / --device-class at the results")
-    problems = [p for cid, r in checked.items() for p in compare(r, golden["cells"][cid])]
-    print("\n".join(problems) if problems else f"{len(checked)} cells within golden tolerances")
-    stale = stale_results(suite, Path(args.results), checked)
-    if stale:  # a pass on them says how older code or settings did, not the current ones
-        print(f"of these, {len(stale)} were made with other settings or training code than now (a re-run would redo them; "
-              f"kdbench list {suite.source} --results {args.results} names them)")
-    if missing:
-        print(f"not checked: {len(missing)} of the {len(golden['cells'])} golden cells have no result on {args.device_class} in "
-              f"{folder}: {', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}")
-    return 1 if problems else 0
-
-
-def cmd_diff(args) -> int:
-    from .diff import TOP1_METRICS, diff_results, provenance_changes
-    from .golden import load_golden
-    from .results import load_results
-    from .suite import load_suite
-
-    suite = load_suite(args.suite, _overrides(args))
-    a, b = load_results(suite, Path(args.a)), load_results(suite, Path(args.b))
-    common = set(a) & set(b)
-    if not common:
-        raise KDBenchError(f"no cell of {suite.name} is finished in both {args.a}/{suite.name}/ ({len(a)} cells) and "
-                           f"{args.b}/{suite.name}/ ({len(b)} cells)")
-    device_class = args.device_class or next(iter(a.values()))["environment"]["device_class"]
-    golden = load_golden(suite.name, device_class)
-    changes = provenance_changes({k: a[k] for k in common}, {k: b[k] for k in common})
-    print(f"A = {args.a}, B = {args.b}: {len(common)} cells in both; tolerances from "
-          + (f"golden/{suite.name}/{device_class}.json" if golden else f"no golden file for {device_class}"))
-    print("differs in: " + ("; ".join(changes) if changes else "nothing recorded (same torch, GPU, code, data)") + "\n")
-    table, moved = diff_results({k: a[k] for k in common}, {k: b[k] for k in common}, golden, tuple(args.metric or TOP1_METRICS))
-    return table_then_problems(table, moved, "metric(s) moved beyond their golden tolerance")
 
 
 def cmd_index(args) -> int:
@@ -364,11 +217,11 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="kdbench", description="Reproducible knowledge-distillation benchmarks.")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a suite's cells (resumes: finished cells are skipped)")
-    _suite_args(p)
-    _run_args(p)
+    suite_args(p)
+    run_args(p)
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("list", help="print a suite's cells and their ids (with --results: each cell's status there)")
-    _suite_args(p)
+    suite_args(p)
     p.add_argument("--results", help="a results folder: show whether each cell is done (and its test top-1), failed, unsupported or not run, "
                    "and how far trainings saved mid-way under the cache got")
     p.add_argument("--cache", help="with --results: the cache folder whose mid-training checkpoints to show (default: $KDBENCH_CACHE or ~/.cache/kdbench)")
@@ -376,15 +229,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="with --results: the device whose runs' checkpoints to show (auto, cpu or cuda)")
     p.set_defaults(fn=cmd_list)
     p = sub.add_parser("cost", help="the compute a suite's trainings will take (FLOPs, per training and in all), before it runs")
-    _suite_args(p)
-    _run_args(p)
+    suite_args(p)
+    run_args(p)
     p.add_argument("--tflops", type=float, help="a sustained rate (TFLOP/s) to turn FLOPs into time, e.g. one measured on your GPU")
     p.add_argument("--timed-by", metavar="DIR", help="a results folder of an earlier run of this suite (a quick profile will do): "
                                                      "time each training by its measured seconds per epoch")
     p.add_argument("--device-class", help="with --timed-by: the device class whose results time it (default: the only one there)")
     p.set_defaults(fn=cmd_cost)
     p = sub.add_parser("report", help="regenerate the Markdown result table")
-    _suite_args(p)
+    suite_args(p)
     p.add_argument("--results", default="results")
     p.add_argument("--device-class", default="cpu", help="cpu, cuda-sm90, …")
     p.add_argument("--out", help="output file (default: reports/SUITE-DEVICECLASS.md); figures go to figures/ beside it")
@@ -406,29 +259,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=3)
     p.set_defaults(fn=cmd_predict)
-    p = sub.add_parser("diff", help="did a change move the numbers? two results folders of a suite, cell by cell (exit 1: moved)")
-    _suite_args(p)
-    p.add_argument("a", help="results folder before (holds SUITE/…)")
-    p.add_argument("b", help="results folder after")
-    # One value a flag, commas for several: a flag taking several words would swallow the
-    # results folders when it comes before them (`--metric test_f1 A B`).
-    p.add_argument("--metric", action="extend", type=lambda v: [m for m in v.split(",") if m],
-                   help="metrics whose name starts with any of these, comma-separated or the flag repeated "
-                        "(default: test_top1,teacher_test_top1)")
-    p.add_argument("--device-class", help="golden file to take tolerances from (default: A's device class)")
-    p.set_defaults(fn=cmd_diff)
     add_bench_commands(sub)
-    g = sub.add_parser("golden", help="golden values").add_subparsers(dest="golden_command", required=True)
-    p = g.add_parser("update", help="run the suite over several seeds and rewrite its golden file (prints a diff)")
-    _suite_args(p)
-    _run_args(p)
-    p.add_argument("--spread-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds whose spread sets the tolerance")
-    p.set_defaults(fn=cmd_golden_update)
-    p = g.add_parser("check", help="compare existing results with the golden file")
-    _suite_args(p)
-    p.add_argument("--results", default="results")
-    p.add_argument("--device-class", default="cpu")
-    p.set_defaults(fn=cmd_golden_check)
+    add_golden_commands(sub)
     return ap
 
 
