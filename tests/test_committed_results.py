@@ -20,3 +20,23 @@ def test_each_committed_result_sits_in_its_device_class_and_suite_folder():
         assert r["cell_id"] == f.stem, f
     # Nothing left at the old one-level layout (a suite folder straight under reports/results).
     assert not list((REPO / "reports" / "results").glob("*/*.json"))
+
+
+def test_committed_results_agree_with_the_golden_values_of_their_device_class():
+    """The committed pages and the golden files tell one story: every committed result of a
+    golden cell lies inside that cell's band on its own device class. A golden file re-made
+    after the results were landed (or results landed from other code) fails here, not in a
+    reader's comparison of two pages."""
+    from kdbench.golden import compare, load_golden
+
+    compared = set()
+    for golden_file in sorted((REPO / "golden").glob("*/*.json")):
+        suite, device_class = golden_file.parent.name, golden_file.stem
+        golden = load_golden(suite, device_class)
+        for cid, cell in golden["cells"].items():
+            committed = REPO / "reports" / "results" / device_class / suite / f"{cid}.json"
+            if committed.is_file():
+                assert compare(json.loads(committed.read_text()), cell) == [], committed
+                compared.add((suite, device_class))
+    # The smoke suite's results and golden values are both committed: this test compares something.
+    assert ("smoke", "cpu") in compared
