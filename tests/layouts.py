@@ -20,6 +20,8 @@ EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "I
                    "Pasture", "PermanentCrop", "Residential", "River", "SeaLake")
 INTEL_CLASSES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
 PATHMNIST_CLASS_COUNT = 9
+# The data sets standin_data_root lays out (kdbench's dataset names).
+STANDIN_DATASETS = {"eurosat", "intel-image", "pathmnist"}
 
 
 def write_image_folder(folder: Path, images: dict[str, list[np.ndarray]],
