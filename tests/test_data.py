@@ -209,7 +209,6 @@ def test_decoded_cache_damage_is_detected_and_rebuilt(tmp_path, capsys):
 
 
 def test_eurosat_layouts(tmp_path):
-    # Laid out as torchvision's download leaves it: eurosat/2750/<class>/*.jpg, 64×64.
     rng = np.random.default_rng(0)
     write_eurosat(tmp_path, {c: list(rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)) for c in ("AnnualCrop", "Forest")})
     d = DATASETS.get("eurosat").load(tmp_path, False, tmp_path / "cache")

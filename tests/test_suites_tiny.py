@@ -26,6 +26,7 @@ def standin_root(data_root, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("suite_path", SUITES, ids=[p.stem for p in SUITES])
 def test_every_cell_runs_tiny(suite_path, data_root, tmp_path, capsys, request):
     cache = Path(os.environ.get("KDBENCH_CACHE", tmp_path / "cache"))  # shared: decode each data set once
+    suite = load_suite(suite_path, ("matrix.precisions=[fp32]",))
 
     def run(root: Path) -> tuple[int, pytest.CaptureResult]:
         code = main(["run", str(suite_path), "--tiny", "--set", "matrix.precisions=[fp32]", "--device", "cpu",
@@ -33,13 +34,12 @@ def test_every_cell_runs_tiny(suite_path, data_root, tmp_path, capsys, request):
         return code, capsys.readouterr()
 
     code, out = run(data_root)
-    if code == 2 and "not found. Looked in" in out.err and set(load_suite(suite_path).spec.matrix.datasets) <= STANDIN_DATASETS:
+    if code == 2 and "not found. Looked in" in out.err and set(suite.spec.matrix.datasets) <= STANDIN_DATASETS:
         # The suite's own data set is not on this machine (EuroSAT, Intel, PathMNIST): its cells
         # run on CIFAR-10 photographs laid out like that set (tests/layouts.py), which checks
         # that every cell works (loader, image size, class count, recipe), not what it scores.
         code, out = run(request.getfixturevalue("standin_root"))
     assert code == 0, out.err[-3000:]
-    suite = load_suite(suite_path, ("matrix.precisions=[fp32]",))
     files = sorted((tmp_path / "r" / suite.name).glob("*.json"))
     assert len(files) == len(suite.cells())
     for f in files:
