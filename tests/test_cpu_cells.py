@@ -1,5 +1,5 @@
-"""tools/cpu_cells.sh, the queue of full-scale CPU cells that outlives a session, rehearsed on a
-real smoke cell: started in the background, watched with status, brought home with land."""
+"""tools/cpu_cells.sh, the background queue of full-scale CPU cells, rehearsed on a real smoke
+cell: started in the background, watched with status, brought home with land."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_the_queue_runs_in_the_background_and_lands_its_results(tmp_path):
     wait_for_the_queue(run)
     log = (run / "log.txt").read_text()
     assert f"[2/2] {CELL.format(1)}" in log and "queue done" in log, log[-3000:]
-    # Teachers and checkpoints go to the run folder, not the default cache: the next session needs them.
+    # Teachers and checkpoints go to the run folder, not the default cache: a restarted queue resumes from them.
     assert any((run / "cache" / "teachers").iterdir()) and not (tmp_path / "unused-cache").exists()
 
     status = cpu_cells(work, "status", env=env)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Full-scale cells a 2-core CPU can afford, run in the background and carried across sessions
-# (a CPU cell takes 30 min to 3 h; a session, 3 h). The run folder must outlive the session:
-# the trained teachers, the teacher logits and the mid-training checkpoints live there, so a
-# cell cut off by the session's end resumes from its last epoch in the next one.
+# Full-scale cells a 2-core CPU can afford, run in the background while other work goes on
+# (a CPU cell takes 30 min to 3 h). The trained teachers, the teacher logits and the
+# mid-training checkpoints live in the run folder, so a stopped queue (to run the tests, say)
+# resumes a cut cell from its last epoch. That holds only while the folder does: on the agents'
+# machines each session starts on a fresh one (2026-11-27: /work/cpu-run was gone, the queue
+# with it), so a queue line must finish, teacher included, inside the session that starts it.
 #
 #   bash tools/cpu_cells.sh start    the queue below, in order, in the background (nohup setsid), skipping
 #                                    finished cells and resuming a cut training; refuses while a
