@@ -13,7 +13,7 @@
 #                                    run of it is alive. Log: $RUN/log.txt
 #   bash tools/cpu_cells.sh status   whether it runs, each queued cell's state, the trainings saved
 #                                    mid-way (epoch, val top-1, time left at their pace), the log's tail
-#   bash tools/cpu_cells.sh stop     stops it (the queue, then the kdbench run under it); the
+#   bash tools/cpu_cells.sh stop     stops it (the queue and the kdbench run under it, one process group); the
 #                                    training under way loses what came after its last checkpoint
 #   bash tools/cpu_cells.sh land     copies the finished, current results into reports/results/cpu/
 #                                    (tools/land_results.sh; then nox -s tables and commit)
@@ -83,16 +83,13 @@ case "${1:-}" in
     done
     if [ -f "$RUN/log.txt" ]; then tail -n 3 "$RUN/log.txt"; fi
     ;;
-  stop)  # the queue first (else it starts its next line as the kdbench under it exits), then that kdbench
+  stop)  # the whole process group setsid made (the queue, the kdbench under it, any worker of
+         # that), at once: the queue dies with its run and starts no next line
     if ! alive; then echo "not running"; exit 0; fi
     pid=$(cat "$RUN/pid")
-    children=$(pgrep -P "$pid" || true)
-    kill "$pid"
-    # shellcheck disable=SC2086  # pids, one word each
-    [ -z "$children" ] || kill $children 2>/dev/null || true
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
     for _ in $(seq 60); do  # kdbench stops in order on SIGTERM (a second or two)
-      # shellcheck disable=SC2086  # no children: kill -0 with no pid fails, and the wait ends
-      kill -0 $children 2>/dev/null || break
+      pgrep -g "$pid" > /dev/null || break
       sleep 1
     done
     echo "stopped (pid $pid); the training under way resumes from its last checkpoint on the next start"
