@@ -14,7 +14,7 @@ from .errors import KDBenchError
 
 
 def cmd_golden_update(args) -> int:
-    from .golden import build_golden, diff_golden, load_golden, seedless, write_golden
+    from .golden import build_golden, diff_golden, load_golden, merge_partial, seedless, write_golden
     from .runner import Runner
     from .suite import Suite, load_suite, select_cells
 
@@ -36,8 +36,8 @@ def cmd_golden_update(args) -> int:
     new = build_golden(suite.name, runner.device_class, pinned, spread,
                        {"command": cmd, "spread_seeds": list(spread_seeds), "environment": any_r["environment"]})
     old = load_golden(suite.name, runner.device_class)
-    if old and args.cells:  # a partial update keeps the other cells
-        new["cells"] = dict(old["cells"], **new["cells"])
+    if old and args.cells:  # a partial update keeps the other cells, each with its provenance
+        new = merge_partial(old, new)
     changes = diff_golden(old, new)
     print("\n".join(changes) if changes else "golden values unchanged")
     path = write_golden(new)

@@ -58,6 +58,16 @@ def build_golden(suite: str, device_class: str, pinned: dict[str, dict], spread:
     }
 
 
+def merge_partial(old: dict, new: dict) -> dict:
+    """A golden file after an update of some of its cells (``--cells``): the other cells stay as
+    they were, and every cell keeps the provenance of the update that made it (its own
+    ``produced_by``; the file's top-level one is the latest update's), so re-making one cell
+    never credits the others to a command and an environment that did not produce them."""
+    cells = {cid: dict(cell, produced_by=cell.get("produced_by", old["produced_by"])) for cid, cell in old["cells"].items()}
+    cells.update({cid: dict(cell, produced_by=new["produced_by"]) for cid, cell in new["cells"].items()})
+    return dict(new, cells=dict(sorted(cells.items())))
+
+
 def diff_golden(old: dict | None, new: dict) -> list[str]:
     lines = []
     old_cells = (old or {}).get("cells", {})

@@ -101,3 +101,27 @@ def test_golden_check_says_what_it_did_not_check(tmp_path, capsys):
     (tmp_path / "moved" / "smoke" / f"{second}.json").write_text(json.dumps(r))
     assert main([*check, "--results", str(tmp_path / "moved")]) == 1
     assert f"{second}: test_top1_last = " in capsys.readouterr().out
+
+
+def test_a_partial_update_keeps_each_cells_provenance():
+    """golden update --cells re-makes some cells: the others keep their values and the command,
+    environment and date that made them, not the latest update's."""
+    from kdbench.golden import merge_partial
+
+    def made_by(command):
+        return {"command": command, "date": "2026-11-27T00:00:00+00:00", "environment": {"cpu_model": command}}
+
+    def cell(value):
+        return {"fingerprints": {"dataset": "d", "split": "s"}, "metrics": {"test_top1_bestval": {"value": value, "tolerance": 0.01, "reason": "r"}}}
+
+    first = {"suite": "s", "device_class": "cpu", "produced_by": made_by("first"), "cells": {"a__none__s0": cell(0.9), "a__kd__s0": cell(0.8)}}
+    second = {"suite": "s", "device_class": "cpu", "produced_by": made_by("second"), "cells": {"a__kd__s0": cell(0.85)}}
+    merged = merge_partial(first, second)
+    assert merged["produced_by"]["command"] == "second"
+    assert merged["cells"]["a__none__s0"]["produced_by"]["command"] == "first"
+    assert merged["cells"]["a__none__s0"]["metrics"] == first["cells"]["a__none__s0"]["metrics"]
+    assert merged["cells"]["a__kd__s0"]["produced_by"]["command"] == "second"
+    assert merged["cells"]["a__kd__s0"]["metrics"]["test_top1_bestval"]["value"] == 0.85
+    # A third partial update keeps the first cell's own provenance, not the second file's top level.
+    third = merge_partial(merged, {**second, "produced_by": made_by("third"), "cells": {"b__none__s0": cell(0.7)}})
+    assert [third["cells"][c]["produced_by"]["command"] for c in ("a__kd__s0", "a__none__s0", "b__none__s0")] == ["second", "first", "third"]
