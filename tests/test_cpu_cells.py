@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -61,7 +62,9 @@ def test_the_queue_runs_in_the_background_and_lands_its_results(tmp_path):
     assert sorted({p.suffix for p in folder.iterdir()}) == [".csv", ".json"]  # never the .pt weights
     assert "2 ok" in landed.stdout
 
-    # Started again, the finished cell is not trained twice.
+    # Started again on a fresh machine (an empty run folder), the cells landed in
+    # reports/results/cpu/ are not trained twice.
+    shutil.rmtree(run)
     cpu_cells(work, "start", env=env)
     wait_for_the_queue(run)
     assert "2 cells, 2 already done, 0 to run" in (run / "log.txt").read_text()

@@ -9,8 +9,8 @@
 # trains s4's ResNet-18 teacher at 145 images/s against ~550 there, about 3.8x slower.
 #
 #   bash tools/cpu_cells.sh start    the queue below, in order, in the background (nohup setsid), skipping
-#                                    finished cells and resuming a cut training; refuses while a
-#                                    run of it is alive. Log: $RUN/log.txt
+#                                    finished cells (those in reports/results/cpu/ too) and resuming a
+#                                    cut training; refuses while a run of it is alive. Log: $RUN/log.txt
 #   bash tools/cpu_cells.sh status   whether it runs, each queued cell's state, the trainings saved
 #                                    mid-way (epoch, val top-1, time left at their pace), the log's tail
 #   bash tools/cpu_cells.sh stop     stops it (the queue and the kdbench run under it, one process group); the
@@ -26,15 +26,16 @@ set -euo pipefail
 RUN="${RUN:-/work/cpu-run}"
 # suite  cell-id glob  [more kdbench run arguments]; cheapest useful first: the first full-scale
 # cell of a suite, then the cell that gives its KD gain, then seeds for a golden file, then more
-# students of a teacher that is cached by then.
+# students of a teacher that is cached by then. Everything down to S4's seeds is committed
+# (2026-11-27) except S4's KD cell at seeds 1 and 2: start skips what is done.
 QUEUE=(
   # S1 whole (EfficientNet-B4 teacher ~1 h: 683 s an epoch here; students 13-38 s an epoch):
   # its best student first (S1 reports StudentResNet 88.33 % on EuroSAT), alone and with KD.
   "s1-cifar10 cifar10-jpeg__timm-efficientnet_b4__student_resnet__fp32__*__s47"
   "s1-cifar10 cifar10-jpeg__timm-efficientnet_b4__*__s47"                  # ~1 h more
   "s3-cifar10 cifar10-jpeg__timm-resnet50__timm-resnet18__bf16__none__s0"   # ~2 h 45 (teacher ~2 h)
-  # S5's first full-scale cell, over two sessions (its checkpoints carry it): DeiT-S teacher and
-  # ResNet-50 student at 224×224 (estimated ~2.5 h each from FLOPs; measured below).
+  # S5's first full-scale cell: DeiT-S teacher and ResNet-50 student at 224×224 (estimated
+  # ~2.5 h each from FLOPs; measured below).
   "s5-imagenette *__none__s0"
   # Measured 2026-11-26: teacher ~100 s an epoch, student ~175 s (34 min and 58 min for 20
   # epochs): S5's KD cell (the cached teacher's forward added to each student step) in ~1 h 15.
@@ -57,7 +58,15 @@ alive() { [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; }
 case "${1:-}" in
   start)
     if alive; then echo "already running (pid $(cat "$RUN/pid")): bash tools/cpu_cells.sh status"; exit 1; fi
-    mkdir -p "$RUN"
+    mkdir -p "$RUN/results"
+    # A fresh machine's run folder is empty: the committed CPU results seed it (never over a
+    # file there), so the cells they hold are skipped, not trained again for hours. Stale ones
+    # (other code or settings) the runner re-runs as it would anyway.
+    if [ -d reports/results/cpu ]; then
+      (cd reports/results/cpu && find . -type f) | while read -r f; do
+        [ -e "$RUN/results/$f" ] || { mkdir -p "$(dirname "$RUN/results/$f")" && cp "reports/results/cpu/$f" "$RUN/results/$f"; }
+      done
+    fi
     lines=$(printf '%s\n' "${QUEUE[@]}")
     # setsid: its own session and process group, so that what ends the shell that started it
     # (a closed terminal, the end of an agent's session) does not reach it. setsid execs in
