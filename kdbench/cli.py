@@ -92,7 +92,8 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
 
 
 def cmd_cost(args) -> int:
-    from .cost import Shape, cost_table, duration, flops_text, measured_epoch_seconds, measured_seconds, suite_stages, timing_results
+    from .cost import Shape, cost_table, duration, flops_text, hardware, measured_epoch_seconds, measured_seconds, suite_stages, timing_results
+    from .determinism import environment
     from .runner import Runner
     from .suite import load_suite, select_cells
 
@@ -125,8 +126,15 @@ def cmd_cost(args) -> int:
     print("Upper bounds: every epoch of the recipe (early stopping can end sooner); a training step counts as 3 forward passes; "
           "teachers and assistants once (the runner caches them).")
     if epoch_seconds is not None:
-        print(f"Measured: seconds per epoch on {device_class} from {len(timing)} result{'s' * (len(timing) != 1)} in {timed_folder} "
-              "(median over epochs after the first); FLOPs alone misjudge time where kernel launches, not arithmetic, bound a model.")
+        timed_on = sorted({hardware(r.get("environment", {})) for r in timing})
+        print(f"Measured: seconds per epoch on {device_class} ({'; '.join(timed_on)}) from {len(timing)} result{'s' * (len(timing) != 1)} in "
+              f"{timed_folder} (median over epochs after the first); FLOPs alone misjudge time where kernel launches, not arithmetic, bound a model.")
+        here = hardware(environment(runner.device))
+        if device_class == runner.device_class and here not in timed_on:
+            # Seen on the agents' machines: s4's ResNet-18 teacher trained at 551 images/s on a
+            # 2-core Intel Xeon (AVX-512, AMX) and at 145 on a 2-core AMD EPYC (AVX2).
+            print(f"This machine is {here}, other hardware of the same device class: its times can differ several-fold "
+                  "(a 2-core AMD EPYC with AVX2 trained s4's ResNet-18 teacher 3.8x slower than a 2-core Intel Xeon with AVX-512).")
     print()
     print(cost_table(stages, args.tflops, epoch_seconds))
     print()

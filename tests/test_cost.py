@@ -110,6 +110,23 @@ def test_cost_times_trainings_by_the_epochs_measured_in_earlier_results(tmp_path
     assert rows["student", "cnn_small", ""].rstrip(" |").endswith("—"), "cnn_small alone: no result of that kind"
     total = out.rstrip().splitlines()[-1]
     assert total.endswith("for 2 of 5 trainings (the others are not measured on that device and not in it)"), total
+    # The timing names the hardware it came from, and warns when this machine is other hardware.
+    import torch
+
+    from kdbench.cost import hardware
+    from kdbench.determinism import environment
+
+    here = environment(torch.device("cpu"))
+    result_file = tmp_path / "smoke" / name
+    for env, warned in ((dict(r["environment"], cpu_model="Test CPU 9000", cpu_capability="AVX2"), True), (here, False)):
+        result_file.write_text(json.dumps(dict(r, environment=env)))
+        assert main(["cost", "suites/smoke.yaml", "--timed-by", str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        assert f"Measured: seconds per epoch on cpu ({hardware(env)}) from 1 result" in out, out
+        assert ("This machine is " + hardware(here) + ", other hardware" in out) == warned, out
+    assert hardware(dict(env, cpu_model="Test CPU 9000", cpu_capability="AVX2", torch_threads=2)) == "Test CPU 9000 (AVX2, 2 threads)"
+    assert hardware({"gpu": "NVIDIA H100 80GB HBM3", "cpu_model": "x"}) == "NVIDIA H100 80GB HBM3"
+    result_file.write_text(json.dumps(r))
     # Results from two device classes: the user chooses.
     other = dict(r, config=dict(r["config"], device_class="cuda-sm90"))
     (tmp_path / "smoke" / "other.json").write_text(json.dumps(other))
