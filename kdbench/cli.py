@@ -131,8 +131,6 @@ def cmd_cost(args) -> int:
               f"{timed_folder} (median over epochs after the first); FLOPs alone misjudge time where kernel launches, not arithmetic, bound a model.")
         here = hardware(environment(runner.device))
         if device_class == runner.device_class and here not in timed_on:
-            # Seen on the agents' machines: s4's ResNet-18 teacher trained at 551 images/s on a
-            # 2-core Intel Xeon (AVX-512, AMX) and at 145 on a 2-core AMD EPYC (AVX2).
             print(f"This machine is {here}, other hardware of the same device class: its times can differ several-fold "
                   "(a 2-core AMD EPYC with AVX2 trained s4's ResNet-18 teacher 3.8x slower than a 2-core Intel Xeon with AVX-512).")
     print()

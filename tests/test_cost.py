@@ -124,7 +124,7 @@ def test_cost_times_trainings_by_the_epochs_measured_in_earlier_results(tmp_path
         out = capsys.readouterr().out
         assert f"Measured: seconds per epoch on cpu ({hardware(env)}) from 1 result" in out, out
         assert ("This machine is " + hardware(here) + ", other hardware" in out) == warned, out
-    assert hardware(dict(env, cpu_model="Test CPU 9000", cpu_capability="AVX2", torch_threads=2)) == "Test CPU 9000 (AVX2, 2 threads)"
+    assert hardware({"cpu_model": "Test CPU 9000", "cpu_capability": "AVX2", "torch_threads": 2}) == "Test CPU 9000 (AVX2, 2 threads)"
     assert hardware({"gpu": "NVIDIA H100 80GB HBM3", "cpu_model": "x"}) == "NVIDIA H100 80GB HBM3"
     result_file.write_text(json.dumps(r))
     # Results from two device classes: the user chooses.
