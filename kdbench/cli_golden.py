@@ -78,7 +78,7 @@ def cmd_golden_check(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from .diff import TOP1_METRICS, diff_results, provenance_changes
+    from .diff import TOP1_METRICS, diff_results, diff_speed, hardware_changes, provenance_changes
     from .golden import load_golden
     from .results import load_results
     from .suite import load_suite
@@ -95,12 +95,21 @@ def cmd_diff(args) -> int:
     print(f"A = {args.a}, B = {args.b}: {len(common)} cells in both; tolerances from "
           + (f"golden/{suite.name}/{device_class}.json" if golden else f"no golden file for {device_class}"))
     print("differs in: " + ("; ".join(changes) if changes else "nothing recorded (same torch, GPU, code, data)") + "\n")
-    table, moved = diff_results({k: a[k] for k in common}, {k: b[k] for k in common}, golden, tuple(args.metric or TOP1_METRICS))
+    a, b = {k: a[k] for k in common}, {k: b[k] for k in common}
+    table, moved = diff_results(a, b, golden, tuple(args.metric or TOP1_METRICS))
+    speed, summary = diff_speed(a, b)
+    if summary:
+        hardware = hardware_changes(a, b)
+        table += ("\n\nSpeed: each cell's own timings (one run each, no noise measured beside them, so no verdict and "
+                  "no effect on the exit status; `nox -s bench` judges speed against measured noise). "
+                  + (f"Other hardware ({'; '.join(hardware)}): these ratios compare the machines, not only the code."
+                     if hardware else "Same hardware recorded in both.")
+                  + "\n\n" + speed + "\n\n" + "\n".join(f"- {line}" for line in summary))
     return table_then_problems(table, moved, "metric(s) moved beyond their golden tolerance")
 
 
 def add_golden_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("diff", help="did a change move the numbers? two results folders of a suite, cell by cell (exit 1: moved)")
+    p = sub.add_parser("diff", help="did a change move the numbers? two results folders of a suite, cell by cell: accuracy against golden tolerances (exit 1: moved), then each cell's own timings side by side")
     suite_args(p)
     p.add_argument("a", help="results folder before (holds SUITE/…)")
     p.add_argument("b", help="results folder after")

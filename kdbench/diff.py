@@ -1,7 +1,8 @@
 """Did a change move the numbers? Two results folders of the same suite, cell by cell: each
 metric before and after, the difference, and whether it stays within the seed-to-seed
 tolerance the golden file records for that cell (measured, not guessed), plus whatever
-differs in how the two were produced (torch, GPU, code, data)."""
+differs in how the two were produced (torch, GPU, code, data); and did it move speed: the
+timings each cell recorded, side by side as speed-ups."""
 
 from __future__ import annotations
 
@@ -102,3 +103,84 @@ def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, me
     table = tabulate(rows, ["cell", "metric", f"{na} %", f"{nb} %", f"{nb} − {na} (pp)", "golden tolerance (pp)", "verdict"],
                      tablefmt="github", disable_numparse=True)
     return table, moved
+
+
+# Did it move speed? The timings each cell recorded while it ran, compared cell by cell. These
+# are one run's figures, with no measured noise beside them (the benchmarks, `nox -s bench`,
+# judge speed against that), so the table states ratios and never fails the diff.
+_HARDWARE = ("GPU", "CPU", "CPU kernels", "threads", "device class")
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(v for v in values if v)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def speed_figures(res: dict, model: str = "student") -> dict[str, float]:
+    """A result's own timings of one model: median seconds per training epoch (the median, so
+    a first epoch's warm-up or one disturbed epoch does not decide it) and, for the student,
+    test-set images/s and batch-1 latency. Figures the result does not hold are left out."""
+    out: dict[str, float] = {}
+    epoch_s = _median([row.get("epoch_seconds") for row in res.get(model, {}).get("history", [])])
+    if epoch_s:
+        out["train s / epoch (median)"] = epoch_s
+    if model == "student":
+        cost = res.get("cost", {})
+        if cost.get("student_test_images_per_s"):
+            out["test images / s"] = cost["student_test_images_per_s"]
+        if cost.get("student_latency_ms", {}).get("batch1_median_ms"):
+            out["latency ms (batch 1, median)"] = cost["student_latency_ms"]["batch1_median_ms"]
+    return out
+
+
+def _figure(v: float) -> str:
+    """4 significant digits, thousands written out (12,219 images/s, not 1.222e+04)."""
+    return f"{v:,.0f}" if v >= 1000 else f"{v:.4g}"
+
+
+def _speedup(measure: str, va: float, vb: float) -> float:
+    """How many times faster B is than A: throughput rises, times fall."""
+    return vb / va if measure == "test images / s" else va / vb
+
+
+def hardware_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
+    """The provenance lines about the machine: where there are any, a speed ratio compares the
+    machines, not only the code."""
+    return [line for line in provenance_changes(a, b) if line.split(":")[0] in _HARDWARE]
+
+
+def diff_speed(a: dict[str, dict], b: dict[str, dict], names: tuple[str, str] = ("A", "B")) -> tuple[str, list[str]]:
+    """A Markdown table of each shared cell's timings before and after and B's speed-up over A
+    (> 1: faster), each teacher once; and a summary line per measure: the geometric mean of the
+    speed-ups and their range."""
+    rows, ratios = [], {}
+    teachers_shown = set()
+    for cid in sorted(set(a) & set(b)):
+        ra, rb = a[cid], b[cid]
+        if ra["status"] != "ok" or rb["status"] != "ok":
+            continue
+        for model in ("teacher", "student"):
+            if model == "teacher":
+                pair = (ra.get("teacher", {}).get("weights_sha256"), rb.get("teacher", {}).get("weights_sha256"))
+                if pair in teachers_shown:
+                    continue
+                teachers_shown.add(pair)
+            fa, fb = speed_figures(ra, model), speed_figures(rb, model)
+            if model == "teacher" and fa == fb:
+                continue  # one cached teacher's one training, recorded in both: nothing was re-measured
+            for measure in (m for m in fa if m in fb):
+                s = _speedup(measure, fa[measure], fb[measure])
+                ratios.setdefault(f"{model} {measure}", []).append(s)
+                rows.append([cid, model, measure, _figure(fa[measure]), _figure(fb[measure]), f"{s:.2f}×"])
+    na, nb = names
+    table = tabulate(rows, ["cell", "model", "measure", na, nb, f"{nb} speed-up over {na}"], tablefmt="github", disable_numparse=True)
+    summary = []
+    for what, values in ratios.items():
+        geomean = 1.0
+        for v in values:
+            geomean *= v ** (1 / len(values))
+        summary.append(f"{what}: {geomean:.2f}× (geometric mean of {len(values)}; {min(values):.2f}× to {max(values):.2f}×)")
+    return table, summary

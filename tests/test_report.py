@@ -149,16 +149,20 @@ def test_diff_of_two_runs_says_what_moved_and_why(tmp_path):
     same = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "same"), tmp=tmp_path, check=True)
     # Two students and their one shared teacher (shown once).
     assert same.stdout.count("same weights (bitwise)") == 3 and "differs in: nothing recorded" in same.stdout
+    # ... and how fast each ran: the cells' own timings side by side, the shared teacher left out.
+    assert "Same hardware recorded in both." in same.stdout and "| student | test images / s" in same.stdout
+    assert "| teacher |" not in same.stdout
     # --metric before the folders takes one value (commas for several), not the folders too.
     f1 = kdbench("diff", "suites/smoke.yaml", "--metric", "test_f1_macro,test_top1", "--metric", "teacher_test_top1",
                  str(tmp_path / "a"), str(tmp_path / "same"), tmp=tmp_path, check=True)
-    metrics = {line.split("|")[2].strip() for line in f1.stdout.splitlines() if line.startswith("| fmnist-smoke")}
+    accuracy = f1.stdout.split("\nSpeed:")[0]  # the accuracy table; the speed table follows it
+    metrics = {line.split("|")[2].strip() for line in accuracy.splitlines() if line.startswith("| fmnist-smoke")}
     assert all(any(m.startswith(x) for m in metrics) for x in ("test_f1_macro", "test_top1", "teacher_test_top1")), f1.stdout
     moved = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "lr"), tmp=tmp_path)
     # Tolerances come from golden/smoke/cpu.json (seed spread of the full smoke cells).
     assert "tolerances from golden/smoke/cpu.json" in moved.stdout and "±6.48" in moved.stdout
     rows = {tuple(c.strip() for c in line.split("|")[1:3]): line.rsplit("|", 2)[1].strip()
-            for line in moved.stdout.splitlines() if line.startswith("| fmnist-smoke")}
+            for line in moved.stdout.split("\nSpeed:")[0].splitlines() if line.startswith("| fmnist-smoke")}
     student_verdicts = [v for (_, metric), v in rows.items() if not metric.startswith("teacher_")]
     assert len(student_verdicts) == 2 and set(student_verdicts) <= {"within tolerance", "MOVED"}
     # The student's LR does not touch the teacher: its row says so.
@@ -206,6 +210,37 @@ def test_diff_judges_a_teacher_row_by_the_teacher_and_shows_it_once():
     golden = {"cells": {"c1": {"metrics": {"teacher_test_top1_last": {"tolerance": 0.02}}}}}
     table, moved = diff_results(a, b, golden, ("test_top1", "teacher_test_top1"))
     assert moved == ["c1: teacher_test_top1_last 80.00 → 75.00 % (-5.00 pp; tolerance ±2.00)"]
+
+
+def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
+    from kdbench.diff import diff_speed, hardware_changes
+
+    def res(cid: str, epoch_s: list[float], images_per_s: float, latency_ms: float, teacher_epoch_s: list[float], cpu: str) -> dict:
+        r = _fake(cid, "fp32", "kd", 0.7)
+        r.update(student={"weights_sha256": "s", "history": [{"epoch": i + 1, "epoch_seconds": t} for i, t in enumerate(epoch_s)]},
+                 teacher={"weights_sha256": "t", "history": [{"epoch": i + 1, "epoch_seconds": t} for i, t in enumerate(teacher_epoch_s)]},
+                 cost={"student_test_images_per_s": images_per_s, "student_latency_ms": {"batch1_median_ms": latency_ms}},
+                 environment={"cpu_model": cpu, "torch": "2.14.1"})
+        return r
+
+    # The median epoch: a slow first (warm-up) epoch does not decide it.
+    a = {"c1": res("c1", [9.0, 2.0, 2.0], 1000.0, 1.0, [5.0, 4.0], "Xeon"), "c2": res("c2", [4.0, 4.0, 4.0], 500.0, 2.0, [5.0, 4.0], "Xeon")}
+    b = {"c1": res("c1", [3.0, 1.0, 1.0], 2000.0, 0.5, [5.0, 4.0], "Xeon"), "c2": res("c2", [1.0, 1.0, 1.0], 2000.0, 0.5, [5.0, 4.0], "Xeon")}
+    table, summary = diff_speed(a, b)
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
+    assert ["c1", "student", "train s / epoch (median)", "2", "1", "2.00×"] in rows
+    assert ["c2", "student", "test images / s", "500", "2,000", "4.00×"] in rows
+    assert ["c2", "student", "latency ms (batch 1, median)", "2", "0.5", "4.00×"] in rows
+    # One cached teacher's one training recorded in both folders is not a measurement of either.
+    assert not [r for r in rows if r[1] == "teacher"]
+    assert summary[0] == "student train s / epoch (median): 2.83× (geometric mean of 2; 2.00× to 4.00×)"
+    assert hardware_changes(a, b) == []
+    # A teacher trained again (other times) is compared once, and other hardware is named.
+    b = {c: res(c, [1.0], 2000.0, 0.5, [2.5, 2.0], "EPYC") for c in ("c1", "c2")}
+    table, summary = diff_speed(a, b)
+    assert [line for line in table.splitlines() if "| teacher" in line and "2.00×" in line][0].startswith("| c1")
+    assert "teacher train s / epoch (median): 2.00× (geometric mean of 1; 2.00× to 2.00×)" in summary
+    assert hardware_changes(a, b) == ["CPU: Xeon → EPYC"]
 
 
 def test_diff_names_the_processor_when_cpu_runs_differ():
