@@ -182,5 +182,6 @@ def diff_speed(a: dict[str, dict], b: dict[str, dict], names: tuple[str, str] = 
         geomean = 1.0
         for v in values:
             geomean *= v ** (1 / len(values))
-        summary.append(f"{what}: {geomean:.2f}× (geometric mean of {len(values)}; {min(values):.2f}× to {max(values):.2f}×)")
+        summary.append(f"{what}: {geomean:.2f}× (geometric mean of {len(values)}; {min(values):.2f}× to {max(values):.2f}×)"
+                       if len(values) > 1 else f"{what}: {geomean:.2f}× (one cell)")
     return table, summary

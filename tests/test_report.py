@@ -239,7 +239,7 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     b = {c: res(c, [1.0], 2000.0, 0.5, [2.5, 2.0], "EPYC") for c in ("c1", "c2")}
     table, summary = diff_speed(a, b)
     assert [line for line in table.splitlines() if "| teacher" in line and "2.00×" in line][0].startswith("| c1")
-    assert "teacher train s / epoch (median): 2.00× (geometric mean of 1; 2.00× to 2.00×)" in summary
+    assert "teacher train s / epoch (median): 2.00× (one cell)" in summary
     assert hardware_changes(a, b) == ["CPU: Xeon → EPYC"]
 
 
@@ -394,6 +394,7 @@ def test_page_compares_the_cells_finished_on_another_device_class(tmp_path):
     cpu_top1 = gpu["metrics"]["test_top1_last"]
     gpu["metrics"]["test_top1_last"] = cpu_top1 + 0.0125
     gpu["student"]["weights_sha256"] = "f" * 64  # other kernels, other weights
+    gpu["cost"]["student_test_images_per_s"] *= 2
     (tmp_path / "gpu" / "smoke" / names[0]).write_text(json.dumps(gpu))
 
     page_file = tmp_path / "page.md"
@@ -403,13 +404,20 @@ def test_page_compares_the_cells_finished_on_another_device_class(tmp_path):
     section = page[page.index("## On other device classes"):]
     assert "### `cpu` and `cuda-sm90`" in section and "1 cell(s) finished on both" in section
     assert "device class: cpu → cuda-sm90" in section
-    rows = {r[1]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()) if r[0] == names[0][:-5]}
+    rows = {r[1]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines())
+            if r[0] == names[0][:-5] and r[1] not in ("student", "teacher")}  # the accuracy rows; the speed rows follow
     assert rows["teacher_test_top1_last"][4] == "+0.00"  # the teacher's row beside the student's
     row = rows["test_top1_last"]
     # Judged against the seed-to-seed tolerance golden/smoke/cpu.json records for the cell.
     tol = load_golden("smoke", "cpu")["cells"][names[0][:-5]]["metrics"]["test_top1_last"]["tolerance"]
     verdict = "within tolerance" if 0.0125 <= tol else "MOVED"
     assert row[1:] == ["test_top1_last", f"{100 * cpu_top1:.2f}", f"{100 * cpu_top1 + 1.25:.2f}", "+1.25", f"±{100 * tol:.2f}", verdict]
+    # And how fast each ran there, as the other device's speed-up.
+    assert "as `cuda-sm90`'s speed-up over `cpu`" in section
+    speed = {tuple(r[1:3]): r[-1] for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines())
+             if r[0] == names[0][:-5] and r[1] == "student"}
+    assert speed[("student", "test images / s")] == "2.00×" and speed[("student", "train s / epoch (median)")] == "1.00×"
+    assert "- student test images / s: 2.00× (one cell)" in section
     assert names[1][:-5] not in section, "finished on the CPU only: nothing to compare"
     assert main(args) == 0 and "## On other device classes" not in page_file.read_text()
 
