@@ -141,6 +141,11 @@ def _figure(v: float) -> str:
     return f"{v:,.0f}" if v >= 1000 else f"{v:.4g}"
 
 
+def _times(s: float) -> str:
+    """A speed-up: two decimals, and three significant digits below 0.1× (a CPU against a GPU)."""
+    return f"{s:.2f}×" if s >= 0.1 else f"{s:.3g}×"
+
+
 def _speedup(measure: str, va: float, vb: float) -> float:
     """How many times faster B is than A: throughput rises, times fall."""
     return vb / va if measure == "test images / s" else va / vb
@@ -174,7 +179,7 @@ def diff_speed(a: dict[str, dict], b: dict[str, dict], names: tuple[str, str] = 
             for measure in (m for m in fa if m in fb):
                 s = _speedup(measure, fa[measure], fb[measure])
                 ratios.setdefault(f"{model} {measure}", []).append(s)
-                rows.append([cid, model, measure, _figure(fa[measure]), _figure(fb[measure]), f"{s:.2f}×"])
+                rows.append([cid, model, measure, _figure(fa[measure]), _figure(fb[measure]), _times(s)])
     na, nb = names
     table = tabulate(rows, ["cell", "model", "measure", na, nb, f"{nb} speed-up over {na}"], tablefmt="github", disable_numparse=True)
     summary = []
@@ -182,6 +187,6 @@ def diff_speed(a: dict[str, dict], b: dict[str, dict], names: tuple[str, str] = 
         geomean = 1.0
         for v in values:
             geomean *= v ** (1 / len(values))
-        summary.append(f"{what}: {geomean:.2f}× (geometric mean of {len(values)}; {min(values):.2f}× to {max(values):.2f}×)"
-                       if len(values) > 1 else f"{what}: {geomean:.2f}× (one cell)")
+        summary.append(f"{what}: {_times(geomean)} (geometric mean of {len(values)}; {_times(min(values))} to {_times(max(values))})"
+                       if len(values) > 1 else f"{what}: {_times(geomean)} (one cell)")
     return table, summary
