@@ -5,6 +5,7 @@ bench-* commands in cli_bench.py."""
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
@@ -278,6 +279,12 @@ def _on_sigterm(signum, frame):
     raise Terminated
 
 
+def _a_file_system_problem(e: OSError) -> bool:
+    """An error about a path or a disk, as opposed to a bug: it names a file, or the disk is full
+    or read-only (a write into an open file names none)."""
+    return e.filename is not None or e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from .determinism import flush_denormals
@@ -295,6 +302,16 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        if not _a_file_system_problem(e):
+            raise
+        # A results, cache or data path that cannot be written or read (not a folder, a full
+        # or read-only disk): the user's to fix, and nothing finished is lost with it.
+        where = f": {e.filename}" + (f" → {e.filename2}" if e.filename2 else "") if e.filename else ""
+        print(f"kdbench: error: {e.strerror or e}{where}. Finished cells are saved (a result file is written whole or "
+              "not at all) and a long training resumes from its last checkpoint: fix this, then run the same command "
+              "again to resume.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:
         how = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
         print(f"\nkdbench: {how}. Finished cells are saved, and a long training resumes from its last checkpoint (taken "

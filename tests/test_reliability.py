@@ -237,3 +237,42 @@ def test_out_of_memory_fails_the_cell_with_its_batch_size(tmp_path, monkeypatch)
     failed = results["kd"]
     assert failed["status"] == "failed"
     assert cells[1].id in failed["failure"]["reason"] and "batch sizes: teacher 64, student 64" in failed["failure"]["reason"]
+
+
+def test_a_full_disk_is_a_clear_error_that_loses_nothing(tmp_path, monkeypatch, capsys):
+    """The disk fills after the first cell is saved: the run stops with a message, not a
+    traceback; the saved cell stays, no part-written file is left, and a re-run resumes."""
+    import errno
+    import stat
+
+    results = tmp_path / "r"
+    args = ["run", str(REPO / "suites" / "smoke.yaml"), "--cells", "*cnn_tiny*", *QUICK, "--results", str(results),
+            "--cache", str(tmp_path / "c")]
+    real_fsync = os.fsync
+
+    def fsync_on_a_full_disk(fd: int) -> None:
+        # Files (not folders) fail once the first result is there, as a disk that just filled would.
+        if stat.S_ISREG(os.fstat(fd).st_mode) and list(results.glob("smoke/*.json")):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_on_a_full_disk)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "kdbench: error: No space left on device" in err and "run the same command again to resume" in err
+    assert "Traceback" not in err
+    assert [p.name for p in results.glob("smoke/*.json")] == ["fmnist-smoke__cnn_medium__cnn_tiny__fp32__none__s0.json"]
+    assert not list(results.glob("smoke/.*.tmp*")), "a part-written file was left behind"
+
+    monkeypatch.setattr(os, "fsync", real_fsync)  # space freed
+    assert main(args) == 0
+    assert "1 already done" in capsys.readouterr().out
+    assert len(list(results.glob("smoke/*.json"))) == 2
+
+
+def test_a_results_path_that_is_not_a_folder_is_a_clear_error(tmp_path, capsys):
+    not_a_folder = tmp_path / "results.txt"
+    not_a_folder.write_text("")
+    assert main(["run", str(REPO / "suites" / "smoke.yaml"), *QUICK, "--results", str(not_a_folder), "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert f"kdbench: error: Not a directory: {not_a_folder / 'smoke'}" in err and "Traceback" not in err
