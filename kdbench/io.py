@@ -80,6 +80,20 @@ def read_checked_blob(path: Path, check, log, what: str) -> dict | None:
         return None
 
 
+def unwritable_folder(path: Path) -> str | None:
+    """Why files could not be written under ``path`` (made as needed), or None: checked before a
+    run decodes data or trains, so a mistyped path or a read-only disk says so at once without
+    creating anything."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} cannot be written (read-only or no permission)"
+    return None
+
+
 class SuiteLock:
     """An exclusive, non-blocking lock on a results folder. A second run of the same suite
     gets a clear refusal instead of interleaving writes. The OS drops the lock if the

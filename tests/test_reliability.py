@@ -270,9 +270,15 @@ def test_a_full_disk_is_a_clear_error_that_loses_nothing(tmp_path, monkeypatch, 
     assert len(list(results.glob("smoke/*.json"))) == 2
 
 
-def test_a_results_path_that_is_not_a_folder_is_a_clear_error(tmp_path, capsys):
+def test_a_results_or_cache_path_that_is_not_a_folder_is_refused_before_any_work(tmp_path, capsys):
+    """Checked before data is decoded or anything trains, and nothing is created."""
     not_a_folder = tmp_path / "results.txt"
     not_a_folder.write_text("")
-    assert main(["run", str(REPO / "suites" / "smoke.yaml"), *QUICK, "--results", str(not_a_folder), "--cache", str(tmp_path / "c")]) == 2
-    err = capsys.readouterr().err
-    assert f"kdbench: error: Not a directory: {not_a_folder / 'smoke'}" in err and "Traceback" not in err
+    run = ["run", str(REPO / "suites" / "smoke.yaml"), *QUICK]
+    assert main([*run, "--results", str(not_a_folder / "r"), "--cache", str(tmp_path / "c")]) == 2
+    out = capsys.readouterr()
+    assert f"kdbench: error: --results {not_a_folder / 'r' / 'smoke'}: {not_a_folder} is not a folder; nothing was run" in out.err
+    assert "[data]" not in out.out + out.err and not (tmp_path / "c").exists()
+    assert main([*run, "--results", str(tmp_path / "r"), "--cache", str(not_a_folder)]) == 2
+    assert f"--cache {not_a_folder}: {not_a_folder} is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
