@@ -100,8 +100,9 @@ def cmd_diff(args) -> int:
     speed, summary = diff_speed(a, b)
     if summary:
         hardware = hardware_changes(a, b)
-        table += ("\n\nSpeed: each cell's own timings (one run each, no noise measured beside them, so no verdict and "
-                  "no effect on the exit status; `nox -s bench` judges speed against measured noise). "
+        table += ("\n\nSpeed: each cell's own timings, one run each. The only noise they hold is how much a training's "
+                  "epochs varied (last column); they never change the exit status (`nox -s bench` judges speed against "
+                  "noise measured over repeated runs). "
                   + (f"Other hardware ({'; '.join(hardware)}): these ratios compare the machines, not only the code."
                      if hardware else "Same hardware recorded in both.")
                   + "\n\n" + speed + "\n\n" + "\n".join(f"- {line}" for line in summary))

@@ -6,6 +6,8 @@ timings each cell recorded, side by side as speed-ups."""
 
 from __future__ import annotations
 
+import math
+
 from tabulate import tabulate
 
 # What a result's provenance can differ in, and where it sits in the result file.
@@ -106,17 +108,47 @@ def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, me
 
 
 # Did it move speed? The timings each cell recorded while it ran, compared cell by cell. These
-# are one run's figures, with no measured noise beside them (the benchmarks, `nox -s bench`,
-# judge speed against that), so the table states ratios and never fails the diff.
+# are one run's figures: the only noise they hold is the spread of a training's epoch times, so
+# the table states ratios, says whether an epoch-time change exceeds that spread, and never
+# fails the diff (the benchmarks, `nox -s bench`, judge speed against repeated runs).
 _HARDWARE = ("GPU", "CPU", "CPU kernels", "threads", "device class")
 
 
+EPOCH_SECONDS = "train s / epoch (median)"
+
+
 def _median(values: list[float]) -> float | None:
-    values = sorted(v for v in values if v)
+    values = sorted(values)
     if not values:
         return None
     mid = len(values) // 2
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _epoch_seconds(res: dict, model: str) -> list[float]:
+    return [t for t in (row.get("epoch_seconds") for row in res.get(model, {}).get("history", [])) if t]
+
+
+def epoch_spread(res: dict, model: str = "student") -> float | None:
+    """How much one training's epochs varied in time, relative to their median: 1.4826 × the
+    median absolute deviation / the median (a standard deviation that one odd epoch does not
+    inflate); None below 3 epochs. The only noise a single run measures about its own speed."""
+    times = _epoch_seconds(res, model)
+    if len(times) < 3:
+        return None
+    med = _median(times)
+    return 1.4826 * _median([abs(t - med) for t in times]) / med
+
+
+def _against_spread(speedup: float, spread_a: float | None, spread_b: float | None) -> str:
+    """Whether a change of the median epoch time exceeds 3 × the two trainings' epoch-to-epoch
+    spread (combined; on a log scale, where a 2× and a 0.5× are the same distance). Per-epoch
+    spread, not the median's, so "beyond" is said only of a clear move."""
+    if spread_a is None or spread_b is None:
+        return "too few epochs to say"
+    band = 3 * math.hypot(spread_a, spread_b)
+    shown = f"epochs vary ±{100 * spread_a:.0f} % and ±{100 * spread_b:.0f} %"
+    return f"beyond the epoch spread ({shown})" if abs(math.log(speedup)) > band else f"within the epoch spread ({shown})"
 
 
 def speed_figures(res: dict, model: str = "student") -> dict[str, float]:
@@ -124,9 +156,9 @@ def speed_figures(res: dict, model: str = "student") -> dict[str, float]:
     a first epoch's warm-up or one disturbed epoch does not decide it) and, for the student,
     test-set images/s and batch-1 latency. Figures the result does not hold are left out."""
     out: dict[str, float] = {}
-    epoch_s = _median([row.get("epoch_seconds") for row in res.get(model, {}).get("history", [])])
+    epoch_s = _median(_epoch_seconds(res, model))
     if epoch_s:
-        out["train s / epoch (median)"] = epoch_s
+        out[EPOCH_SECONDS] = epoch_s
     if model == "student":
         cost = res.get("cost", {})
         if cost.get("student_test_images_per_s"):
@@ -179,9 +211,11 @@ def diff_speed(a: dict[str, dict], b: dict[str, dict], names: tuple[str, str] = 
             for measure in (m for m in fa if m in fb):
                 s = _speedup(measure, fa[measure], fb[measure])
                 ratios.setdefault(f"{model} {measure}", []).append(s)
-                rows.append([cid, model, measure, _figure(fa[measure]), _figure(fb[measure]), _times(s)])
+                judged = _against_spread(s, epoch_spread(ra, model), epoch_spread(rb, model)) if measure == EPOCH_SECONDS else "one measurement each"
+                rows.append([cid, model, measure, _figure(fa[measure]), _figure(fb[measure]), _times(s), judged])
     na, nb = names
-    table = tabulate(rows, ["cell", "model", "measure", na, nb, f"{nb} speed-up over {na}"], tablefmt="github", disable_numparse=True)
+    table = tabulate(rows, ["cell", "model", "measure", na, nb, f"{nb} speed-up over {na}", "against the run's own noise"],
+                     tablefmt="github", disable_numparse=True)
     summary = []
     for what, values in ratios.items():
         geomean = 1.0

@@ -263,8 +263,9 @@ def other_devices_section(device_class: str, results: dict[str, dict], elsewhere
                   "Differs in: " + ("; ".join(changes) if changes else "nothing recorded") + ".", "", table, ""]
         speed, summary = diff_speed(here_c, there_c, names=(device_class, other))
         if summary:
-            lines += [f"How fast each ran: the cells' own timings, one run each (no noise measured beside them), as `{other}`'s "
-                      f"speed-up over `{device_class}`; on other hardware they compare the machines.", "", speed, "",
+            lines += [f"How fast each ran: the cells' own timings, one run each, as `{other}`'s speed-up over "
+                      f"`{device_class}` (on other hardware they compare the machines); the only noise a run holds is how "
+                      "much its training's epochs varied (last column).", "", speed, "",
                       *(f"- {line}" for line in summary), ""]
     return ["## On other device classes", "", *lines] if lines else []
 

@@ -228,13 +228,20 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     b = {"c1": res("c1", [3.0, 1.0, 1.0], 2000.0, 0.5, [5.0, 4.0], "Xeon"), "c2": res("c2", [1.0, 1.0, 1.0], 2000.0, 0.5, [5.0, 4.0], "Xeon")}
     table, summary = diff_speed(a, b)
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
-    assert ["c1", "student", "train s / epoch (median)", "2", "1", "2.00×"] in rows
-    assert ["c2", "student", "test images / s", "500", "2,000", "4.00×"] in rows
-    assert ["c2", "student", "latency ms (batch 1, median)", "2", "0.5", "4.00×"] in rows
+    assert ["c1", "student", "train s / epoch (median)", "2", "1", "2.00×", "beyond the epoch spread (epochs vary ±0 % and ±0 %)"] in rows
+    assert ["c2", "student", "test images / s", "500", "2,000", "4.00×", "one measurement each"] in rows
+    assert ["c2", "student", "latency ms (batch 1, median)", "2", "0.5", "4.00×", "one measurement each"] in rows
     # One cached teacher's one training recorded in both folders is not a measurement of either.
     assert not [r for r in rows if r[1] == "teacher"]
     assert summary[0] == "student train s / epoch (median): 2.83× (geometric mean of 2; 2.00× to 4.00×)"
     assert hardware_changes(a, b) == []
+    # A change smaller than the epochs' own variation (one 30 s epoch, a disturbed machine, does
+    # not widen it: a median absolute deviation) is said to be within it.
+    a["c3"], b["c3"] = res("c3", [10, 11, 9, 10, 30], 1.0, 1.0, [5.0, 4.0], "Xeon"), res("c3", [12, 13, 11, 12, 40], 1.0, 1.0, [5.0, 4.0], "Xeon")
+    table, _ = diff_speed(a, b)
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
+    assert ["c3", "student", "train s / epoch (median)", "10", "12", "0.83×", "within the epoch spread (epochs vary ±15 % and ±12 %)"] in rows
+    del a["c3"], b["c3"]
     # A teacher trained again (other times) is compared once, and other hardware is named.
     b = {c: res(c, [1.0], 2000.0, 0.5, [2.5, 2.0], "EPYC") for c in ("c1", "c2")}
     table, summary = diff_speed(a, b)
@@ -414,7 +421,7 @@ def test_page_compares_the_cells_finished_on_another_device_class(tmp_path):
     assert row[1:] == ["test_top1_last", f"{100 * cpu_top1:.2f}", f"{100 * cpu_top1 + 1.25:.2f}", "+1.25", f"±{100 * tol:.2f}", verdict]
     # And how fast each ran there, as the other device's speed-up.
     assert "as `cuda-sm90`'s speed-up over `cpu`" in section
-    speed = {tuple(r[1:3]): r[-1] for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines())
+    speed = {tuple(r[1:3]): r[5] for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines())
              if r[0] == names[0][:-5] and r[1] == "student"}
     assert speed[("student", "test images / s")] == "2.00×" and speed[("student", "train s / epoch (median)")] == "1.00×"
     assert "- student test images / s: 2.00× (one cell)" in section
