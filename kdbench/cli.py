@@ -156,6 +156,7 @@ def cmd_cost(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from .io import unwritable_folder
     from .runner import Runner
     from .suite import load_suite, select_cells
 
@@ -165,6 +166,11 @@ def cmd_run(args) -> int:
     cells = select_cells(suite.cells(), args.cells, args.shard)
     if not cells:
         raise no_cell_selected(suite, args.cells, args.shard)
+    # Before the runner decodes data or trains: a mistyped path or a read-only disk says so at once.
+    for flag, folder in (("--results", opts.results_dir / suite.name), ("--cache", opts.cache_dir)):
+        problem = unwritable_folder(folder)
+        if problem:
+            raise KDBenchError(f"{flag} {folder}: {problem}; nothing was run")
     results = runner.run(cells)
     print()
     print(_report(suite, opts.results_dir, runner.device_class, None))

@@ -78,7 +78,7 @@ def cmd_golden_check(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from .diff import TOP1_METRICS, diff_results, diff_speed, hardware_changes, provenance_changes
+    from .diff import TOP1_METRICS, diff_results, hardware_changes, provenance_changes, speed_section
     from .golden import load_golden
     from .results import load_results
     from .suite import load_suite
@@ -97,15 +97,14 @@ def cmd_diff(args) -> int:
     print("differs in: " + ("; ".join(changes) if changes else "nothing recorded (same torch, GPU, code, data)") + "\n")
     a, b = {k: a[k] for k in common}, {k: b[k] for k in common}
     table, moved = diff_results(a, b, golden, tuple(args.metric or TOP1_METRICS))
-    speed, summary = diff_speed(a, b)
-    if summary:
-        hardware = hardware_changes(a, b)
-        table += ("\n\nSpeed: each cell's own timings, one run each. The only noise they hold is how much a training's "
-                  "epochs varied (last column); they never change the exit status (`nox -s bench` judges speed against "
-                  "noise measured over repeated runs). "
-                  + (f"Other hardware ({'; '.join(hardware)}): these ratios compare the machines, not only the code."
-                     if hardware else "Same hardware recorded in both.")
-                  + "\n\n" + speed + "\n\n" + "\n".join(f"- {line}" for line in summary))
+    hardware = hardware_changes(a, b)
+    speed = speed_section(a, b, "Speed: each cell's own timings, one run each. The only noise they hold is how much a training's "
+                          "epochs varied (last column); they never change the exit status (`nox -s bench` judges speed against "
+                          "noise measured over repeated runs). "
+                          + (f"Other hardware ({'; '.join(hardware)}): these ratios compare the machines, not only the code."
+                             if hardware else "Same hardware recorded in both."))
+    if speed:
+        table += "\n\n" + "\n".join(speed)
     return table_then_problems(table, moved, "metric(s) moved beyond their golden tolerance")
 
 

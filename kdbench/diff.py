@@ -49,9 +49,10 @@ def _code_fingerprints(a: dict[str, dict], b: dict[str, dict]) -> tuple[str, tup
     return "training code (raw bytes)", ("fingerprints", "code_raw", "code")
 
 
-def provenance_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
-    """'torch: 2.11.0 → 2.14.1' lines for every provenance field whose values differ."""
-    rows = [_code_fingerprints(a, b) if label == "training code" else (label, path) for label, path in _PROVENANCE.items()]
+def provenance_changes(a: dict[str, dict], b: dict[str, dict], fields: tuple[str, ...] | None = None) -> list[str]:
+    """'torch: 2.11.0 → 2.14.1' lines for every provenance field (or those of ``fields``) whose values differ."""
+    rows = [_code_fingerprints(a, b) if label == "training code" else (label, path) for label, path in _PROVENANCE.items()
+            if fields is None or label in fields]
     lines = []
     for label, path in rows:
         va = sorted({_shown(_get(r, path)) for r in a.values()})
@@ -186,7 +187,7 @@ def _speedup(measure: str, va: float, vb: float) -> float:
 def hardware_changes(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
     """The provenance lines about the machine: where there are any, a speed ratio compares the
     machines, not only the code."""
-    return [line for line in provenance_changes(a, b) if line.split(":")[0] in _HARDWARE]
+    return provenance_changes(a, b, _HARDWARE)
 
 
 def diff_speed(a: dict[str, dict], b: dict[str, dict], names: tuple[str, str] = ("A", "B")) -> tuple[str, list[str]]:
@@ -224,3 +225,10 @@ def diff_speed(a: dict[str, dict], b: dict[str, dict], names: tuple[str, str] = 
         summary.append(f"{what}: {_times(geomean)} (geometric mean of {len(values)}; {_times(min(values))} to {_times(max(values))})"
                        if len(values) > 1 else f"{what}: {_times(geomean)} (one cell)")
     return table, summary
+
+
+def speed_section(a: dict[str, dict], b: dict[str, dict], intro: str, names: tuple[str, str] = ("A", "B")) -> list[str]:
+    """``intro``, the speed table and a line per measure, as Markdown lines; [] where no shared
+    cell holds timings."""
+    table, summary = diff_speed(a, b, names)
+    return [intro, "", table, "", *(f"- {line}" for line in summary)] if summary else []

@@ -245,7 +245,7 @@ def stale_note(stale: dict[str, list[str]], total: int) -> str:
 def other_devices_section(device_class: str, results: dict[str, dict], elsewhere: dict[str, dict[str, dict]], golden: dict | None) -> list[str]:
     """Page lines comparing the cells finished both here and on another device class
     (``elsewhere``: device class → its results of this suite); [] where none is in both."""
-    from .diff import diff_results, diff_speed, provenance_changes
+    from .diff import diff_results, provenance_changes, speed_section
 
     lines = []
     for other, theirs in sorted(elsewhere.items()):
@@ -261,12 +261,10 @@ def other_devices_section(device_class: str, results: dict[str, dict], elsewhere
                   f"`{device_class}`, where measured) says whether the device moved a figure by more than a seed does. "
                   f"`kdbench diff` gives the same comparison for any two results folders.", "",
                   "Differs in: " + ("; ".join(changes) if changes else "nothing recorded") + ".", "", table, ""]
-        speed, summary = diff_speed(here_c, there_c, names=(device_class, other))
-        if summary:
-            lines += [f"How fast each ran: the cells' own timings, one run each, as `{other}`'s speed-up over "
-                      f"`{device_class}` (on other hardware they compare the machines); the only noise a run holds is how "
-                      "much its training's epochs varied (last column).", "", speed, "",
-                      *(f"- {line}" for line in summary), ""]
+        speed = speed_section(here_c, there_c, f"How fast each ran: the cells' own timings, one run each, as `{other}`'s "
+                               f"speed-up over `{device_class}` (on other hardware they compare the machines); the only noise a run "
+                               "holds is how much its training's epochs varied (last column).", names=(device_class, other))
+        lines += [*speed, ""] if speed else []
     return ["## On other device classes", "", *lines] if lines else []
 
 

@@ -21,7 +21,7 @@ from .determinism import configure_determinism, device_class, environment
 from .errors import KDBenchError, TrainingFault
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
 from .identity import CellIdentity
-from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256, unwritable_folder
+from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
 from .latency import single_image_latency
 from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
@@ -194,12 +194,7 @@ class Runner:
     # ----------------------------------------------------------------- cells
 
     def check_runnable(self, cells: list[Cell]) -> None:
-        """Everything that can be known before training: where results and the cache go,
-        precisions on this device, data."""
-        for what, folder in (("--results", self.opts.results_dir / self.suite.name), ("--cache", self.opts.cache_dir)):
-            problem = unwritable_folder(folder)
-            if problem:
-                raise KDBenchError(f"{what} {folder}: {problem}; nothing was run")
+        """Everything that can be known before training: precisions on this device, data."""
         for c in cells:
             prec.get_policy(c.precision, self.device)
         for name in dict.fromkeys(c.dataset for c in cells):
