@@ -7,8 +7,11 @@ timings each cell recorded, side by side as speed-ups."""
 from __future__ import annotations
 
 import math
+import statistics
 
 from tabulate import tabulate
+
+from .spread import relative_spread
 
 # What a result's provenance can differ in, and where it sits in the result file.
 _PROVENANCE = {
@@ -109,21 +112,19 @@ def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, me
 
 
 # Did it move speed? The timings each cell recorded while it ran, compared cell by cell. These
-# are one run's figures: the only noise they hold is the spread of a training's epoch times, so
-# the table states ratios, says whether an epoch-time change exceeds that spread, and never
-# fails the diff (the benchmarks, `nox -s bench`, judge speed against repeated runs).
+# are one run's figures: the noise they hold is the spread of a training's epoch times and of
+# the timed batch-1 passes, so the table states ratios, says whether an epoch-time or latency
+# change exceeds that spread, and never fails the diff (the benchmarks, `nox -s bench`, judge
+# speed against repeated runs).
 _HARDWARE = ("GPU", "CPU", "CPU kernels", "threads", "device class")
 
 
 EPOCH_SECONDS = "train s / epoch (median)"
+LATENCY = "latency ms (batch 1, median)"
 
 
 def _median(values: list[float]) -> float | None:
-    values = sorted(values)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    return statistics.median(values) if values else None
 
 
 def _epoch_seconds(res: dict, model: str) -> list[float]:
@@ -131,25 +132,35 @@ def _epoch_seconds(res: dict, model: str) -> list[float]:
 
 
 def epoch_spread(res: dict, model: str = "student") -> float | None:
-    """How much one training's epochs varied in time, relative to their median: 1.4826 × the
-    median absolute deviation / the median (a standard deviation that one odd epoch does not
-    inflate); None below 3 epochs. The only noise a single run measures about its own speed."""
-    times = _epoch_seconds(res, model)
-    if len(times) < 3:
-        return None
-    med = _median(times)
-    return 1.4826 * _median([abs(t - med) for t in times]) / med
+    """How much one training's epochs varied in time, relative to their median
+    (``spread.relative_spread``); None below 3 epochs."""
+    return relative_spread(_epoch_seconds(res, model))
 
 
-def _against_spread(speedup: float, spread_a: float | None, spread_b: float | None) -> str:
-    """Whether a change of the median epoch time exceeds 3 × the two trainings' epoch-to-epoch
-    spread (combined; on a log scale, where a 2× and a 0.5× are the same distance). Per-epoch
-    spread, not the median's, so "beyond" is said only of a clear move."""
+def latency_spread(res: dict) -> float | None:
+    """How much the student's timed batch-1 passes varied (results from 2026-11-27 on record it)."""
+    return res.get("cost", {}).get("student_latency_ms", {}).get("batch1_spread")
+
+
+def _against_spread(speedup: float, spread_a: float | None, spread_b: float | None, what: str = "epoch") -> str:
+    """Whether a change of a median (epoch time, latency) exceeds 3 × the two runs' own spread
+    of the timings it is the median of (combined; on a log scale, where a 2× and a 0.5× are the
+    same distance). The timings' spread, not the median's, so "beyond" is said only of a clear
+    move."""
+    plural = {"epoch": "epochs", "pass": "passes"}[what]
     if spread_a is None or spread_b is None:
-        return "too few epochs to say"
+        return f"too few {plural} to say" if what == "epoch" else f"{what} spread not recorded in both"
     band = 3 * math.hypot(spread_a, spread_b)
-    shown = f"epochs vary ±{100 * spread_a:.0f} % and ±{100 * spread_b:.0f} %"
-    return f"beyond the epoch spread ({shown})" if abs(math.log(speedup)) > band else f"within the epoch spread ({shown})"
+    shown = f"{plural} vary ±{100 * spread_a:.0f} % and ±{100 * spread_b:.0f} %"
+    return f"{'beyond' if abs(math.log(speedup)) > band else 'within'} the {what} spread ({shown})"
+
+
+def _judged(measure: str, speedup: float, ra: dict, rb: dict, model: str) -> str:
+    if measure == EPOCH_SECONDS:
+        return _against_spread(speedup, epoch_spread(ra, model), epoch_spread(rb, model))
+    if measure == LATENCY:
+        return _against_spread(speedup, latency_spread(ra), latency_spread(rb), "pass")
+    return "one measurement each"
 
 
 def speed_figures(res: dict, model: str = "student") -> dict[str, float]:
@@ -165,7 +176,7 @@ def speed_figures(res: dict, model: str = "student") -> dict[str, float]:
         if cost.get("student_test_images_per_s"):
             out["test images / s"] = cost["student_test_images_per_s"]
         if cost.get("student_latency_ms", {}).get("batch1_median_ms"):
-            out["latency ms (batch 1, median)"] = cost["student_latency_ms"]["batch1_median_ms"]
+            out[LATENCY] = cost["student_latency_ms"]["batch1_median_ms"]
     return out
 
 
@@ -212,8 +223,7 @@ def diff_speed(a: dict[str, dict], b: dict[str, dict], names: tuple[str, str] = 
             for measure in (m for m in fa if m in fb):
                 s = _speedup(measure, fa[measure], fb[measure])
                 ratios.setdefault(f"{model} {measure}", []).append(s)
-                judged = _against_spread(s, epoch_spread(ra, model), epoch_spread(rb, model)) if measure == EPOCH_SECONDS else "one measurement each"
-                rows.append([cid, model, measure, _figure(fa[measure]), _figure(fb[measure]), _times(s), judged])
+                rows.append([cid, model, measure, _figure(fa[measure]), _figure(fb[measure]), _times(s), _judged(measure, s, ra, rb, model)])
     na, nb = names
     table = tabulate(rows, ["cell", "model", "measure", na, nb, f"{nb} speed-up over {na}", "against the run's own noise"],
                      tablefmt="github", disable_numparse=True)

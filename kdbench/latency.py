@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from . import precision as prec
+from .spread import relative_spread
 from .train import DeviceData
 
 LATENCY_WARMUP = 5  # untimed forwards first: allocator, cuDNN algorithm choice, compilation
@@ -20,8 +21,10 @@ LATENCY_RUNS = 30
 def single_image_latency(model: nn.Module, data: DeviceData, policy: prec.Policy, device: torch.device,
                          warmup: int = LATENCY_WARMUP, runs: int = LATENCY_RUNS) -> dict:
     """Median and 90th-percentile wall time of one forward pass on one image (the split's
-    first), in eval mode and the cell's precision, synchronised with the GPU around each pass;
-    the model's mode is left as it was."""
+    first), in eval mode and the cell's precision, synchronised with the GPU around each pass,
+    and the passes' spread (``spread.relative_spread``: one pass cut by the scheduler does not
+    inflate it), so a change of the median between two runs can be judged against the noise
+    each run measured; the model's mode is left as it was."""
     was_training = model.training
     model.eval()
     x = data.normalise(next(iter(data.batches(None, [1]))))
@@ -40,5 +43,6 @@ def single_image_latency(model: nn.Module, data: DeviceData, policy: prec.Policy
     finally:
         model.train(was_training)
     times.sort()
+    spread = relative_spread(times)
     return {"batch1_median_ms": round(statistics.median(times), 4), "batch1_p90_ms": round(times[round(0.9 * (len(times) - 1))], 4),
-            "runs": runs, "warmup": warmup}
+            "batch1_spread": None if spread is None else round(spread, 4), "runs": runs, "warmup": warmup}

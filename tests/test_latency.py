@@ -30,3 +30,14 @@ def test_latency_times_single_images_in_eval_mode_and_restores_the_mode():
     assert model.calls == [(1, False)] * 9  # 2 warm-up + 7 timed, batch 1, eval mode
     assert model.training  # left as it was
     assert 0 < lat["batch1_median_ms"] <= lat["batch1_p90_ms"] and lat["runs"] == 7 and lat["warmup"] == 2
+    assert lat["batch1_spread"] >= 0  # the passes' own noise, which kdbench diff judges a latency change against
+
+
+def test_relative_spread_is_a_robust_relative_standard_deviation():
+    from kdbench.spread import relative_spread
+
+    assert relative_spread([1.0, 1.0]) is None  # too few to say
+    assert relative_spread([2.0, 2.0, 2.0]) == 0.0
+    # One pass cut by the scheduler (100×) does not move it: median 10, deviations 0 1 1 90 → MAD 1.
+    assert abs(relative_spread([10.0, 9.0, 11.0, 1000.0, 10.0]) - 1.4826 * 1 / 10) < 1e-12
+    assert relative_spread([0.0, 0.0, 0.0]) is None

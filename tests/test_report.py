@@ -215,11 +215,13 @@ def test_diff_judges_a_teacher_row_by_the_teacher_and_shows_it_once():
 def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     from kdbench.diff import diff_speed, hardware_changes
 
-    def res(cid: str, epoch_s: list[float], images_per_s: float, latency_ms: float, teacher_epoch_s: list[float], cpu: str) -> dict:
+    def res(cid: str, epoch_s: list[float], images_per_s: float, latency_ms: float, teacher_epoch_s: list[float], cpu: str,
+            latency_spread: float | None = None) -> dict:
         r = _fake(cid, "fp32", "kd", 0.7)
+        latency = {"batch1_median_ms": latency_ms} | ({"batch1_spread": latency_spread} if latency_spread is not None else {})
         r.update(student={"weights_sha256": "s", "history": [{"epoch": i + 1, "epoch_seconds": t} for i, t in enumerate(epoch_s)]},
                  teacher={"weights_sha256": "t", "history": [{"epoch": i + 1, "epoch_seconds": t} for i, t in enumerate(teacher_epoch_s)]},
-                 cost={"student_test_images_per_s": images_per_s, "student_latency_ms": {"batch1_median_ms": latency_ms}},
+                 cost={"student_test_images_per_s": images_per_s, "student_latency_ms": latency},
                  environment={"cpu_model": cpu, "torch": "2.14.1"})
         return r
 
@@ -230,7 +232,7 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
     assert ["c1", "student", "train s / epoch (median)", "2", "1", "2.00×", "beyond the epoch spread (epochs vary ±0 % and ±0 %)"] in rows
     assert ["c2", "student", "test images / s", "500", "2,000", "4.00×", "one measurement each"] in rows
-    assert ["c2", "student", "latency ms (batch 1, median)", "2", "0.5", "4.00×", "one measurement each"] in rows
+    assert ["c2", "student", "latency ms (batch 1, median)", "2", "0.5", "4.00×", "pass spread not recorded in both"] in rows
     # One cached teacher's one training recorded in both folders is not a measurement of either.
     assert not [r for r in rows if r[1] == "teacher"]
     assert summary[0] == "student train s / epoch (median): 2.83× (geometric mean of 2; 2.00× to 4.00×)"
@@ -242,6 +244,15 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
     assert ["c3", "student", "train s / epoch (median)", "10", "12", "0.83×", "within the epoch spread (epochs vary ±15 % and ±12 %)"] in rows
     del a["c3"], b["c3"]
+    # Latency is judged against the spread of each run's timed passes, where both recorded it:
+    # 10 % slower against passes that vary ±1 % and ±2 % is beyond it; against ±5 % each, within.
+    a["c4"], b["c4"] = res("c4", [1.0] * 3, 1.0, 1.0, [5.0, 4.0], "Xeon", 0.01), res("c4", [1.0] * 3, 1.0, 1.1, [5.0, 4.0], "Xeon", 0.02)
+    a["c5"], b["c5"] = res("c5", [1.0] * 3, 1.0, 1.0, [5.0, 4.0], "Xeon", 0.05), res("c5", [1.0] * 3, 1.0, 1.1, [5.0, 4.0], "Xeon", 0.05)
+    table, _ = diff_speed(a, b)
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
+    assert ["c4", "student", "latency ms (batch 1, median)", "1", "1.1", "0.91×", "beyond the pass spread (passes vary ±1 % and ±2 %)"] in rows
+    assert ["c5", "student", "latency ms (batch 1, median)", "1", "1.1", "0.91×", "within the pass spread (passes vary ±5 % and ±5 %)"] in rows
+    del a["c4"], b["c4"], a["c5"], b["c5"]
     # A teacher trained again (other times) is compared once, and other hardware is named.
     b = {c: res(c, [1.0], 2000.0, 0.5, [2.5, 2.0], "EPYC") for c in ("c1", "c2")}
     table, summary = diff_speed(a, b)
