@@ -331,7 +331,7 @@ class Runner:
                   "student_test_images_per_s": round(len(p.test) / inference_s, 1),
                   "student_latency_ms": latency,
                   "note": "images/s: the whole test split at batch 512 in the cell's precision, host-timed, one pass; "
-                          "latency: one test image at batch 1, median and p90 of the timed passes after warm-up"},
+                          "latency: one test image at batch 1, median, p90 and spread (1.4826 x MAD / median) of the timed passes after warm-up"},
             fp8_eval=fp8_eval,
             pretrained={n: self._pretrained_info[n] for n in (cell.teacher, *cell.assistants, cell.student) if n in self._pretrained_info},
             normalisation={"mean": p.train.mean.flatten().tolist(), "std": p.train.std.flatten().tolist(), "classes": p.data.classes,
