@@ -2,9 +2,11 @@
 # Full-scale cells a 2-core CPU can afford, run in the background while other work goes on
 # (a CPU cell takes 30 min to 3 h). The trained teachers, the teacher logits and the
 # mid-training checkpoints live in the run folder, so a stopped queue (to run the tests, say)
-# resumes a cut cell from its last epoch. That holds only while the folder does: on the agents'
-# machines each session starts on a fresh one (2026-11-27: /work/cpu-run was gone, the queue
-# with it), so a queue line must finish, teacher included, inside the session that starts it.
+# resumes a cut cell from its last epoch. That holds only while the folder does: the agents'
+# sessions sometimes start on a fresh machine (2026-11-27 morning: /work/cpu-run was gone, the
+# queue with it) and sometimes on the last one (the next session found it whole), so plan for a
+# queue line to finish, teacher included, inside the session that starts it, and take a
+# checkpoint left by an earlier session as a gift.
 # The times below were measured on a 2-core Intel Xeon (AVX-512, AMX); a 2-core AMD EPYC (AVX2)
 # trains s4's ResNet-18 teacher at 145 images/s against ~550 there, about 3.8x slower.
 #
