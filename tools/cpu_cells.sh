@@ -29,7 +29,7 @@ RUN="${RUN:-/work/cpu-run}"
 # suite  cell-id glob  [more kdbench run arguments]; cheapest useful first: the first full-scale
 # cell of a suite, then the cell that gives its KD gain, then seeds for a golden file, then more
 # students of a teacher that is cached by then. Everything down to S4's seeds is committed
-# (2026-11-27) except S4's KD cell at seeds 1 and 2: start skips what is done.
+# (2026-11-27) except S2's stand-in cells and S4's KD cell at seeds 1 and 2: start skips what is done.
 QUEUE=(
   # S1 whole (EfficientNet-B4 teacher ~1 h: 683 s an epoch here; students 13-38 s an epoch):
   # its best student first (S1 reports StudentResNet 88.33 % on EuroSAT), alone and with KD.
@@ -44,6 +44,11 @@ QUEUE=(
   # Beside the none cell it gives S5's KD gain on one device class.
   "s5-imagenette *__kd__s0"
   "s3-cifar10 cifar10-jpeg__timm-resnet50__timm-resnet18__bf16__kd__s0"     # ~1 h 20 (teacher forward every step: crop)
+  # S2's whole recipe on the shipped 1,800-image Fashion-MNIST subset (its CIFAR-10 cells need
+  # the GPU): 635 TFLOP by kdbench cost, ~2.5 h on the AMD EPYC (VGG16 teacher ~70 min, then
+  # ~36 and ~43 min for the students), so about 40 min on the Xeon.
+  "s2-cifar10 fmnist-smoke__*__none__s0"
+  "s2-cifar10 fmnist-smoke__*__kd__s0"
   # Seeds 1 and 2 beside the committed seed 0 (~1 h 30 a seed, its teacher included): then
   # kdbench golden update s4-fmnist --cells '*rescnn_b4__fp32__*' --spread-seeds 0 1 2
   #   --results $RUN/results --cache $RUN/cache --device cpu  writes golden/s4-fmnist/cpu.json.
