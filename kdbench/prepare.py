@@ -4,6 +4,7 @@ training split's statistics, and placed on the device."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 
 from .data import ImageData, Split, dataset_source, make_split
 from .data.base import restrict_classes
+from .data.release import release_differences
 from .data.stream import FileImages, default_workers, not_streamable
 from .errors import DataError
 from .suite import Suite
@@ -36,6 +38,14 @@ def prepare_data(name: str, suite: Suite, data_root: Path, download: bool, cache
         raise not_streamable(name)
     data = source.load(data_root, download, cache_dir, skip_bad_images=ds.skip_bad_images, classes=ds.classes,
                        **({"loading": ds.loading} if source.streamable else {}))
+    differs = release_differences(name, data.classes, data.train_y, data.test_y)
+    if differs:
+        # A warning, not an error: a user may mean to run on what they have. The results carry
+        # it (data.notes), so no table presents them as results on the release.
+        log(f"[data] warning: {name} at {data.location} is not the whole release: {'; '.join(differs)}. "
+            "Results on it compare with no one's on this name (an interrupted download or unpack? fetch it again); "
+            "they record this in their data notes")
+        data = dataclasses.replace(data, notes=(data.notes + f"; not the whole release: {'; '.join(differs)}").lstrip("; "))
     data = restrict_classes(data, ds.classes)
     sp = suite.spec.split
     if data.test_x is None and sp.test <= 0:

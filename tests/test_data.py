@@ -164,6 +164,56 @@ def test_cifar10_torchvision_format(tmp_path):
             pickle.dump({"data": rng.integers(0, 255, (10, 3072), dtype=np.uint8), "labels": list(range(10))}, f)
     d = DATASETS.get("cifar10").load(tmp_path, False, tmp_path / "cache")
     assert d.train_x.shape == (50, 3, 32, 32) and d.test_x.shape == (10, 3, 32, 32)
+    # 50 images where the release has 50,000: the run goes on, but says so, and the results'
+    # data notes carry it (a truncated download must not pass for CIFAR-10).
+    from kdbench.prepare import prepare_data
+    from kdbench.suite import parse_suite
+
+    suite = parse_suite("name: cut\nseeds: [0]\nsplit: {seed: 1, train: 0.8, val: 0.2}\nmatrix: {datasets: [cifar10], teachers: [cnn_small], "
+                        "students: [cnn_tiny]}\nteacher: {epochs: 1}\nstudent: {epochs: 1}\n", "cut.yaml")
+    lines: list[str] = []
+    p = prepare_data("cifar10", suite, tmp_path, False, tmp_path / "cache", torch.device("cpu"), lines.append)
+    warning = [line for line in lines if "warning" in line]
+    assert len(warning) == 1 and "cifar10 at " in warning[0] and "is not the whole release" in warning[0], lines
+    assert "train 50 images of the release's 50,000 (airplane 5 of 5,000" in warning[0] and "and 6 more classes" in warning[0]
+    assert "test 10 images of the release's 10,000" in warning[0]
+    assert "not the whole release: train 50 images" in p.data.notes
+
+
+def test_release_counts_name_what_an_incomplete_copy_lacks():
+    from kdbench.data.folder import CIFAR10_CLASSES
+    from kdbench.data.release import release_differences
+
+    def labels(per_class: list[int]) -> torch.Tensor:
+        return torch.cat([torch.full((n,), i) for i, n in enumerate(per_class)])
+
+    whole_train, whole_test = labels([5000] * 10), labels([1000] * 10)
+    assert release_differences("cifar10-jpeg", CIFAR10_CLASSES, whole_train, whole_test) == []
+    # An unpack cut short in the cat folder: named, with the totals.
+    cut = labels([5000] * 3 + [1200] + [5000] * 6)
+    assert release_differences("cifar10-jpeg", CIFAR10_CLASSES, cut, whole_test) == [
+        "train 46,200 images of the release's 50,000 (cat 1,200 of 5,000)"]
+    # A suite that keeps two classes is judged on those two only (folders decode only those).
+    assert release_differences("cifar10-jpeg", ["cat", "dog"], labels([5000, 5000]), labels([1000, 1000])) == []
+    assert release_differences("cifar10-jpeg", ["cat", "dog"], labels([5000, 4999]), None) == [
+        "train 9,999 images of the release's 10,000 (dog 4,999 of 5,000)"]
+    # Data sets whose release counts are not listed (stand-in layouts, generic folders): nothing said.
+    assert release_differences("eurosat", ["a"], labels([3]), None) == []
+    assert release_differences("folder:/x@32", ["a"], labels([3]), None) == []
+
+
+@pytest.mark.parametrize("name, parts", [("cifar10-jpeg", ("train", "test")), ("imagenette-224", ("train", "val"))])
+def test_release_counts_match_the_real_copies_here(data_root, name, parts):
+    """The listed counts are the copies' (whose totals ../shared/datasets/README.md documents):
+    a wrong expectation would accuse a complete copy. Counted from the folders, not decoded."""
+    from kdbench.data.release import release_differences
+
+    top = data_root / name
+    if not top.is_dir():
+        pytest.skip(f"no {name} under {data_root}")
+    classes = sorted(p.name for p in (top / parts[0]).iterdir())
+    train, test = (torch.cat([torch.full((len(list((top / part / c).iterdir())),), i) for i, c in enumerate(classes)]) for part in parts)
+    assert release_differences(name, classes, train, test) == []
 
 
 def test_real_cifar10_jpeg_fingerprint_matches_published(data_root):
@@ -181,6 +231,9 @@ def test_real_fashion_mnist_loads(data_root):
     d = DATASETS.get("fashion-mnist").load(data_root, False, Path("/nonexistent"))
     assert d.train_x.shape == (60000, 1, 28, 28) and d.test_x.shape == (10000, 1, 28, 28)
     assert torch.bincount(d.test_y).tolist() == [1000] * 10
+    from kdbench.data.release import release_differences
+
+    assert release_differences("fashion-mnist", d.classes, d.train_y, d.test_y) == []
 
 
 def test_generic_image_folder_by_path(tmp_path, isolated_cache):
