@@ -4,6 +4,7 @@ run ends (tests/test_checkpoint.py). ``kdbench.train.fit`` decides when to save.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,8 +63,8 @@ def resume_training(path: Path, stage: str, recipe: RecipeSpec, model: nn.Module
 
 def saved_trainings(folder: Path) -> list[dict]:
     """What each mid-training checkpoint in ``folder`` holds, for a progress listing: stage,
-    last finished epoch, recipe hash, training seconds so far, the last validation top-1 and
-    when it was saved. Memory-mapped, so a checkpoint of hundreds of MB is summarised without
+    last finished epoch, recipe hash, training seconds so far, the median epoch's seconds, the
+    last validation top-1 and when it was saved. Memory-mapped, so a checkpoint of hundreds of MB is summarised without
     reading its tensors. A file that cannot be read is listed with ``error``."""
     out = []
     for path in sorted(folder.glob("*.pt")):
@@ -71,8 +72,10 @@ def saved_trainings(folder: Path) -> list[dict]:
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             history = blob.get("history") or [{}]
+            times = [float(t) for t in (row.get("epoch_seconds") for row in history) if t]
             entry.update(stage=str(blob["stage"]), epoch=int(blob["epoch"]), recipe=str(blob["recipe"]),
-                         train_seconds=float(blob.get("train_seconds", 0.0)), val_top1=history[-1].get("val_top1"))
+                         train_seconds=float(blob.get("train_seconds", 0.0)), val_top1=history[-1].get("val_top1"),
+                         median_epoch_seconds=statistics.median(times) if times else None)
         except Exception as e:  # damaged or foreign: a run reports and removes it (resume_training)
             entry["error"] = f"{type(e).__name__}: {e}"
         out.append(entry)

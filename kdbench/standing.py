@@ -66,12 +66,16 @@ def saved_training_lines(runner: Runner, cells: list[Cell]) -> list[str]:
             others += 1
             continue
         stage, epochs, ids = wanted[key]
-        done, pace = s["epoch"], s["train_seconds"] / max(s["epoch"], 1)
+        # The median epoch's pace, where the checkpoint holds epoch times: epochs slowed by other
+        # work on the machine (a test run beside a CPU queue: 4x) do not set the estimate.
+        done = s["epoch"]
+        pace = s.get("median_epoch_seconds") or s["train_seconds"] / max(done, 1)
+        pace_of = " (the median epoch so far)" if s.get("median_epoch_seconds") else ""
         val = f" (val top-1 {100 * s['val_top1']:.2f} %)" if isinstance(s["val_top1"], float) else ""
         saved_at = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["saved_at"]))
         used_by = ids[0] if len(ids) == 1 else f"{len(ids)} cells"
         lines.append(f"{stage}: epoch {done}/{epochs} done{val}, saved {saved_at} ({duration_text(max(time.time() - s['saved_at'], 0))} ago); "
-                     f"at {pace:.0f} s an epoch, at most {duration_text(pace * (epochs - done))} of training left (for {used_by})")
+                     f"at {pace:.0f} s an epoch{pace_of}, at most {duration_text(pace * (epochs - done))} of training left (for {used_by})")
     if others:
         lines.append(f"{others} other checkpoint(s) there belong to no training of this suite as it would run now "
                      "(another suite's, or saved under other code or settings: no run of this suite resumes from them)")
