@@ -63,6 +63,20 @@ def _golden_digest() -> str:
     return h.hexdigest()
 
 
+def pytest_report_header(config):
+    """A CPU queue (tools/cpu_cells.sh) training beside the tests: measured 2026-11-27 on 2 cores,
+    its epochs ran 4-5x slower while tests ran (nice does not help: both sides' OpenMP threads
+    wait on each other), and those epoch times go into its results. Said first, not enforced."""
+    pid_file = Path(os.environ.get("RUN", "/work/cpu-run")) / "pid"
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return (f"warning: a CPU queue is training on this machine (pid {pid}, {pid_file}): these tests slow it 4-5x and its "
+            "results record the slowed epochs; `bash tools/cpu_cells.sh stop` first (it resumes from its last checkpoint)")
+
+
 def pytest_sessionstart(session):
     session.config._golden_digest = _golden_digest()
 
