@@ -64,8 +64,8 @@ def resume_training(path: Path, stage: str, recipe: RecipeSpec, model: nn.Module
 def saved_trainings(folder: Path) -> list[dict]:
     """What each mid-training checkpoint in ``folder`` holds, for a progress listing: stage,
     last finished epoch, recipe hash, training seconds so far, the median epoch's seconds, the
-    last validation top-1 and when it was saved. Memory-mapped, so a checkpoint of hundreds of MB is summarised without
-    reading its tensors. A file that cannot be read is listed with ``error``."""
+    last validation top-1 and when it was saved. Memory-mapped, so a checkpoint of hundreds of
+    MB is summarised without reading its tensors. A file that cannot be read is listed with ``error``."""
     out = []
     for path in sorted(folder.glob("*.pt")):
         entry: dict = {"file": path.name, "saved_at": path.stat().st_mtime}
