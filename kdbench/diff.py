@@ -123,10 +123,6 @@ EPOCH_SECONDS = "train s / epoch (median)"
 LATENCY = "latency ms (batch 1, median)"
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def _epoch_seconds(res: dict, model: str) -> list[float]:
     return [t for t in (row.get("epoch_seconds") for row in res.get(model, {}).get("history", [])) if t]
 
@@ -168,9 +164,9 @@ def speed_figures(res: dict, model: str = "student") -> dict[str, float]:
     a first epoch's warm-up or one disturbed epoch does not decide it) and, for the student,
     test-set images/s and batch-1 latency. Figures the result does not hold are left out."""
     out: dict[str, float] = {}
-    epoch_s = _median(_epoch_seconds(res, model))
-    if epoch_s:
-        out[EPOCH_SECONDS] = epoch_s
+    epochs = _epoch_seconds(res, model)
+    if epochs:
+        out[EPOCH_SECONDS] = statistics.median(epochs)
     if model == "student":
         cost = res.get("cost", {})
         if cost.get("student_test_images_per_s"):

@@ -8,11 +8,14 @@ import statistics
 MAD_TO_SD = 1.4826  # scales a median absolute deviation to a normal distribution's standard deviation
 
 
-def relative_spread(values: list[float], at_least: int = 3) -> float | None:
+MIN_VALUES = 3  # fewer say nothing about a median's deviation
+
+
+def relative_spread(values: list[float]) -> float | None:
     """1.4826 × the median absolute deviation / the median: a standard deviation relative to
     the typical value that one odd measurement (a warm-up epoch, a pass cut by the scheduler)
-    does not inflate; None with fewer than ``at_least`` values or a zero median."""
-    if len(values) < at_least:
+    does not inflate; None with fewer than ``MIN_VALUES`` values or a zero median."""
+    if len(values) < MIN_VALUES:
         return None
     median = statistics.median(values)
     if median == 0:

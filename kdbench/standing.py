@@ -69,8 +69,9 @@ def saved_training_lines(runner: Runner, cells: list[Cell]) -> list[str]:
         # The median epoch's pace, where the checkpoint holds epoch times: epochs slowed by other
         # work on the machine (a test run beside a CPU queue: 4x) do not set the estimate.
         done = s["epoch"]
-        pace = s.get("median_epoch_seconds") or s["train_seconds"] / max(done, 1)
-        pace_of = " (the median epoch so far)" if s.get("median_epoch_seconds") else ""
+        median_epoch = s.get("median_epoch_seconds")
+        pace = median_epoch or s["train_seconds"] / max(done, 1)
+        pace_of = " (the median epoch so far)" if median_epoch else ""
         val = f" (val top-1 {100 * s['val_top1']:.2f} %)" if isinstance(s["val_top1"], float) else ""
         saved_at = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["saved_at"]))
         used_by = ids[0] if len(ids) == 1 else f"{len(ids)} cells"
