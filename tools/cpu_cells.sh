@@ -29,7 +29,7 @@ RUN="${RUN:-/work/cpu-run}"
 # suite  cell-id glob  [more kdbench run arguments]; cheapest useful first: the first full-scale
 # cell of a suite, then the cell that gives its KD gain, then seeds for a golden file, then more
 # students of a teacher that is cached by then. Everything down to S4's seeds is committed
-# (2026-11-27) except S2's stand-in cells and S4's KD cell at seeds 1 and 2: start skips what is done.
+# (2026-11-27) except the stand-in cells of S2 and S3 and S4's KD cell at seeds 1 and 2: start skips what is done.
 QUEUE=(
   # S1 whole (EfficientNet-B4 teacher ~1 h: 683 s an epoch here; students 13-38 s an epoch):
   # its best student first (S1 reports StudentResNet 88.33 % on EuroSAT), alone and with KD.
@@ -49,6 +49,9 @@ QUEUE=(
   # ~36 and ~43 min for the students), so about 40 min on the Xeon.
   "s2-cifar10 fmnist-smoke__*__none__s0"
   "s2-cifar10 fmnist-smoke__*__kd__s0"
+  # S3's CNN chain, whole recipe, on the same subset: teacher, student alone, KD, and TAKD
+  # through the ResNet-34 assistant (107 TFLOP by kdbench cost; measured below).
+  "s3-cifar10 fmnist-smoke__timm-resnet50*"
   # Seeds 1 and 2 beside the committed seed 0 (~1 h 30 a seed, its teacher included): then
   # kdbench golden update s4-fmnist --cells '*rescnn_b4__fp32__*' --spread-seeds 0 1 2
   #   --results $RUN/results --cache $RUN/cache --device cpu  writes golden/s4-fmnist/cpu.json.

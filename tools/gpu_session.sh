@@ -74,7 +74,7 @@ STATE_MAX_BYTES=$(( 15 * 1024 * 1024 ))    # one file back from $OUT is at most 
 # than one session's budget (see above for what resumes where).
 FULL_CELLS=(
   "s1-cifar10:*__student_light__fp32__kd__*"
-  "s3-cifar10:*__timm-resnet50__timm-resnet18__bf16__kd__*"
+  "s3-cifar10:cifar10-jpeg__timm-resnet50__timm-resnet18__bf16__kd__*"
   "s5-imagenette:*__kd__*"
   "s1-cifar10:*__student_light__fp32__none__*"
   "s4-fmnist:*__rescnn_b4__fp32__kd__*"
