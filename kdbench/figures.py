@@ -33,11 +33,18 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _label(r: dict) -> str:
+def _label(r: dict, with_dataset: bool = False) -> str:
     c = r["cell"]
     chain = "→".join([c["teacher"], *c.get("assistants", [])])
-    parts = [c["student"], c["method"]] + ([c["precision"]] if c["precision"] != "fp32" else []) + ([c["variant"]] if c.get("variant") else [])
+    parts = ([f"{c['dataset']}:"] if with_dataset else []) + [c["student"], c["method"]] + \
+        ([c["precision"]] if c["precision"] != "fp32" else []) + ([c["variant"]] if c.get("variant") else [])
     return f"{' '.join(parts)} (from {chain})" if c["method"] != "none" else " ".join(parts)
+
+
+def _several_datasets(ok: list[dict]) -> bool:
+    """Whether the results span data sets (a suite with a stand-in beside its data set): the
+    labels then name each cell's."""
+    return len({r["cell"]["dataset"] for r in ok}) > 1
 
 
 def _ok(results: dict[str, dict]) -> list[dict]:
@@ -53,10 +60,11 @@ def training_curves(results: dict[str, dict], path: Path) -> Path | None:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     teachers_drawn = set()
+    several = _several_datasets(ok)
     for r in ok:
         h = r["student"]["history"]
         ep = [row["epoch"] for row in h]
-        line = axes[0].plot(ep, [row["train_loss"] for row in h], marker=".", label=_label(r))[0]
+        line = axes[0].plot(ep, [row["train_loss"] for row in h], marker=".", label=_label(r, several))[0]
         axes[1].plot(ep, [100 * row["val_top1"] for row in h], marker=".", color=line.get_color())
         if all("train_top1" in row for row in h):  # results from before it was recorded lack it
             axes[1].plot(ep, [100 * row["train_top1"] for row in h], ":", color=line.get_color(), alpha=0.7)
@@ -64,7 +72,8 @@ def training_curves(results: dict[str, dict], path: Path) -> Path | None:
         if key not in teachers_drawn and r["teacher"].get("history"):
             teachers_drawn.add(key)
             th = r["teacher"]["history"]
-            tlabel = f"teacher {r['cell']['teacher']}" + (f" ({r['cell']['precision']})" if r["cell"]["precision"] != "fp32" else "")
+            tlabel = (f"{r['cell']['dataset']}: " if several else "") + f"teacher {r['cell']['teacher']}" + \
+                (f" ({r['cell']['precision']})" if r["cell"]["precision"] != "fp32" else "")
             axes[0].plot([x["epoch"] for x in th], [x["train_loss"] for x in th], "k--", alpha=0.6, label=tlabel)
             axes[1].plot([x["epoch"] for x in th], [100 * x["val_top1"] for x in th], "k--", alpha=0.6)
     axes[0].set(xlabel="epoch", ylabel="training loss (the cell's objective)", title="training loss")
@@ -87,12 +96,13 @@ def confusion_matrices(results: dict[str, dict], path: Path) -> Path | None:
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.6 * rows), squeeze=False)
     for ax in axes.flat[len(ok):]:
         ax.axis("off")
+    several = _several_datasets(ok)
     for ax, r in zip(axes.flat, ok, strict=False):
         cm = r["report"]["confusion_matrix"]
         norm = [[v / max(1, sum(row)) for v in row] for row in cm]
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
         n = len(cm)
-        ax.set_title(_label(r), fontsize=7)
+        ax.set_title(_label(r, several), fontsize=7)
         ax.set_xticks(range(n))
         ax.set_yticks(range(n))
         ax.tick_params(labelsize=6)
@@ -103,8 +113,9 @@ def confusion_matrices(results: dict[str, dict], path: Path) -> Path | None:
                         ax.text(j, i, f"{cm[i][j]}", ha="center", va="center", fontsize=5, color="white" if norm[i][j] > 0.5 else "black")
         ax.set_xlabel("predicted", fontsize=7)
         ax.set_ylabel("true", fontsize=7)
-    classes = ok[0]["normalisation"]["classes"]
-    fig.suptitle("test confusion matrices — classes: " + ", ".join(f"{i} {c}" for i, c in enumerate(classes)), fontsize=7, y=1.0)
+    classes = {r["cell"]["dataset"]: r["normalisation"]["classes"] for r in ok}
+    fig.suptitle("test confusion matrices — classes: " + "; ".join(
+        (f"{d}: " if several else "") + ", ".join(f"{i} {c}" for i, c in enumerate(names)) for d, names in classes.items()), fontsize=7, y=1.0)
     return _save(fig, path)
 
 
@@ -122,7 +133,8 @@ def accuracy_vs_params(results: dict[str, dict], path: Path) -> Path | None:
         ys = [100 * next(v for k, v in r["metrics"].items() if k.startswith("test_top1_")) for r in pts]
         ax.scatter(xs, ys, marker=markers.get(method, "x"), label=method, alpha=0.8)
         for x, y, r in zip(xs, ys, pts, strict=True):
-            ax.annotate(r["cell"]["student"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            name = f"{r['cell']['student']} ({r['cell']['dataset']})" if _several_datasets(ok) else r["cell"]["student"]
+            ax.annotate(name, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set(xlabel="student parameters", ylabel="test top-1 %", title="accuracy against student size")
     ax.grid(alpha=0.3)

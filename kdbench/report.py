@@ -193,39 +193,42 @@ def seeds_table(results: dict[str, dict]) -> str | None:
 PER_CLASS_MAX_CELLS = 8  # columns of the per-class table; more cells make it unreadable
 
 
-def per_class_table(results: dict[str, dict]) -> str | None:
-    """Test F1 per class (rows) for each cell (columns) of the suite's first seed, precision
-    and sweep value, with the class's support; the full per-class reports (precision, recall)
-    are in the result files."""
+def per_class_tables(results: dict[str, dict]) -> list[tuple[dict, str]]:
+    """Per data set of the results (each has its own classes): test F1 per class (rows) for
+    each cell (columns) of that data set's first seed, precision and sweep value, with the
+    class's support; returned with the first cell, which names them. The full per-class
+    reports (precision, recall) are in the result files."""
     ok = [r for _, r in sorted(results.items()) if r["status"] == "ok" and "per_class" in r.get("report", {})]
-    if not ok:
-        return None
-    first = ok[0]["cell"]
-    ok = [r for r in ok if r["cell"]["seed"] == first["seed"] and r["cell"]["precision"] == first["precision"]
-          and r["cell"].get("variant", "") == first.get("variant", "")][:PER_CLASS_MAX_CELLS]
-    classes = ok[0]["report"]["per_class"]
-    table = [[c["class"], c["support"], *(f"{100 * r['report']['per_class'][i]['f1']:.1f}" for r in ok)] for i, c in enumerate(classes)]
-    headers = ["class", "test images", *(f"{r['cell']['student']} [{r['cell']['method']}]" for r in ok)]
-    return tabulate(table, headers, tablefmt="github", disable_numparse=True)
+    tables = []
+    for dataset in sorted({r["cell"]["dataset"] for r in ok}):
+        first = next(r for r in ok if r["cell"]["dataset"] == dataset)["cell"]
+        chosen = [r for r in ok if all(r["cell"].get(k, "") == first.get(k, "") for k in ("dataset", "seed", "precision", "variant"))]
+        chosen = chosen[:PER_CLASS_MAX_CELLS]
+        classes = chosen[0]["report"]["per_class"]
+        table = [[c["class"], c["support"], *(f"{100 * r['report']['per_class'][i]['f1']:.1f}" for r in chosen)] for i, c in enumerate(classes)]
+        headers = ["class", "test images", *(f"{r['cell']['student']} [{r['cell']['method']}]" for r in chosen)]
+        tables.append((first, tabulate(table, headers, tablefmt="github", disable_numparse=True)))
+    return tables
 
 
 def training_table(results: dict[str, dict]) -> str | None:
     """Per cell: size, cost and how training ended (S4's run summary)."""
     table = []
+    several = len({r["cell"]["dataset"] for r in results.values() if r["status"] == "ok"}) > 1
+    swept = any(r["cell"].get("variant") for r in results.values())
     for _, r in sorted(results.items()):
         if r["status"] != "ok":
             continue
         c, st, cost = r["cell"], r["student"], r.get("cost", {})
         flops = cost.get("student_flops_per_image")
-        table.append([c["student"], c["method"], c["precision"], c["seed"], *([c["variant"]] if c.get("variant") else []),
+        table.append([*([c["dataset"]] if several else []), c["student"], c["method"], c["precision"], c["seed"], *([c.get("variant", "")] if swept else []),
                       f"{r['params']['student']:,}", f"{flops / 1e6:,.1f}" if flops else "—",
                       f"{st['selected_epoch']} / {len(st['history'])}", "yes" if st["stopped_early"] else "no",
                       f"{st['train_seconds']:,.1f}", f"{cost['student_test_images_per_s']:,.0f}" if "student_test_images_per_s" in cost else "—",
                       f"{cost['student_latency_ms']['batch1_median_ms']:.2f}" if "student_latency_ms" in cost else "—"])
     if not table:
         return None
-    swept = any(r["cell"].get("variant") for r in results.values())
-    headers = ["student", "method", "precision", "seed", *(["sweep"] if swept else []), "params", "MFLOPs / image",
+    headers = [*(["dataset"] if several else []), "student", "method", "precision", "seed", *(["sweep"] if swept else []), "params", "MFLOPs / image",
                "epoch kept / run", "stopped early", "train s", "test images / s", "latency ms (batch 1)"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -313,11 +316,16 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
         lines += ["## Against the published figures", "",
                   "The reproduced system's own figures (see the suite file) beside ours from these results; a difference "
                   "only where both come from the same data set.", "", against, ""]
-    by_class = per_class_table(results)
-    if by_class:
-        first = next(r for _, r in sorted(results.items()) if r["status"] == "ok")["cell"]
+    by_class = per_class_tables(results)
+    if len(by_class) == 1:
+        first, table = by_class[0]
         lines += ["## Per class", "", f"Test F1 % per class (seed {first['seed']}, {first['precision']}); precision and recall per "
-                  "class are in each result file's `report`.", "", by_class, ""]
+                  "class are in each result file's `report`.", "", table, ""]
+    elif by_class:
+        lines += ["## Per class", "", "Test F1 % per class, for each data set at its first seed and precision; precision and "
+                  "recall per class are in each result file's `report`.", ""]
+        for first, table in by_class:
+            lines += [f"### {first['dataset']} (seed {first['seed']}, {first['precision']})", "", table, ""]
     summary = training_table(results)
     if summary:
         lines += ["## Training summary", "",

@@ -316,7 +316,7 @@ def test_page_without_results_says_so_and_lists_the_published_figures():
 
 
 def test_per_class_table_uses_the_first_seed_and_precision():
-    from kdbench.report import per_class_table
+    from kdbench.report import per_class_tables
 
     def cell(cid, seed, f1):
         r = _fake(cid, "fp32", "kd", 0.5)
@@ -324,9 +324,38 @@ def test_per_class_table_uses_the_first_seed_and_precision():
         r["report"] = {"per_class": [{"class": "a", "support": 3, "f1": f1}, {"class": "b", "support": 4, "f1": 1 - f1}]}
         return r
 
-    table = per_class_table({"x": cell("x", 0, 0.25), "y": cell("y", 1, 0.40)})
+    [(first, table)] = per_class_tables({"x": cell("x", 0, 0.25), "y": cell("y", 1, 0.40)})
+    assert first["seed"] == 0
     assert [c.strip() for c in table.splitlines()[2].split("|")[1:4]] == ["a", "3", "25.0"]
     assert "40.0" not in table and "60.0" not in table, "only the first seed's cells"
+
+
+def test_a_page_over_two_data_sets_keeps_each_data_sets_classes(tmp_path):
+    """A suite with a stand-in beside its data set (s2 and s3 list the shipped Fashion-MNIST
+    subset beside CIFAR-10): real committed results of both, on one page. Each data set gets
+    its own per-class table under its own class names (one table headed by the first cell's
+    classes put Fashion-MNIST's F1 under CIFAR-10's names), the training summary names the data
+    set of each row, and the figures draw."""
+    from kdbench.figures import draw_all
+    from kdbench.report import suite_page
+
+    from .conftest import REPO
+
+    cpu = REPO / "reports" / "results" / "cpu"
+    files = [*sorted((cpu / "s3-cifar10").glob("cifar10-jpeg__*.json")), *sorted((cpu / "s2-cifar10").glob("fmnist-smoke__*.json"))]
+    results = {p.stem: json.loads(p.read_text()) for p in files}
+    assert {r["cell"]["dataset"] for r in results.values()} == {"cifar10-jpeg", "fmnist-smoke"}
+    page = suite_page("mixed", "", results, None, "cpu")
+    per_class = page[page.index("## Per class"):page.index("## Training summary")]
+    cifar = per_class[per_class.index("### cifar10-jpeg"):per_class.index("### fmnist-smoke")]
+    fashion = per_class[per_class.index("### fmnist-smoke"):]
+    assert "| airplane" in cifar and "Trouser" not in cifar
+    assert "| Trouser" in fashion and "airplane" not in fashion
+    f1 = next(r for r in results.values() if r["cell"]["dataset"] == "fmnist-smoke")["report"]["per_class"][1]["f1"]
+    assert f"{100 * f1:.1f}" in next(line for line in fashion.splitlines() if line.startswith("| Trouser"))
+    summary = page[page.index("## Training summary"):]
+    assert "| dataset" in summary and "| fmnist-smoke" in summary and "| cifar10-jpeg" in summary
+    assert set(draw_all(results, tmp_path)) == {"training curves", "confusion matrices", "accuracy vs parameters"}
 
 
 def test_seeds_table_on_the_committed_smoke_results():
