@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from . import precision as prec
+from .cpu_bf16 import slow_bf16_warning
 from .data.base import default_cache_dir, resolve_data_root
 from .determinism import configure_determinism, device_class, environment
 from .errors import KDBenchError, TrainingFault
@@ -211,6 +212,9 @@ class Runner:
             todo = [c for c in cells if not self.finished(c)]
             self.log(f"[suite] {self.suite.name}: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run on {self.device_class}")
             self.log_stale(todo)
+            slow = slow_bf16_warning([c.precision for c in todo], self.device)
+            if slow:
+                self.log(slow)
             run_start, ran = time.perf_counter(), 0
             for i, cell in enumerate(cells, 1):
                 if cell not in todo:

@@ -50,7 +50,8 @@ QUEUE=(
   "s2-cifar10 fmnist-smoke__*__none__s0"
   "s2-cifar10 fmnist-smoke__*__kd__s0"
   # S3's CNN chain, whole recipe, on the same subset: teacher, student alone, KD, and TAKD
-  # through the ResNet-34 assistant (107 TFLOP by kdbench cost; measured below).
+  # through the ResNet-34 assistant (107 TFLOP by kdbench cost, ~20 min on the Xeon). bf16:
+  # on a CPU without fast bf16 kernels (the AMD EPYC) 20-50x slower, so skip it there.
   "s3-cifar10 fmnist-smoke__timm-resnet50*"
   # Seeds 1 and 2 beside the committed seed 0 (~1 h 30 a seed, its teacher included): then
   # kdbench golden update s4-fmnist --cells '*rescnn_b4__fp32__*' --spread-seeds 0 1 2

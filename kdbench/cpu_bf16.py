@@ -1,0 +1,39 @@
+"""Whether this CPU computes bf16 in fast kernels: a bf16 cell on a CPU without them trains in
+oneDNN's reference kernels, 20 to 50 times slower than fp32, so a run says so before it starts
+instead of leaving the user to wonder why an epoch takes hours."""
+
+from __future__ import annotations
+
+import torch
+
+from .determinism import cpu_model
+from .precision import POLICIES
+
+# Measured on a 2-core AMD EPYC (AVX2, no AVX512-BF16 or AMX), 2026-11-27, by
+# tools/bf16_cpu_speed.py --batch 64 (timm/resnet18) and --model resnet18_cifar --batch 32, one
+# training step on Fashion-MNIST's shape, AdamW: 17.5 s in bf16 against 0.37 s in fp32 (47x) for
+# timm's ResNet-18, 17.7 s against 0.90 s (20x) for the CIFAR ResNet-18. The 2-core Intel Xeon
+# (AVX-512, AMX) that ran S3 and S5 at bf16 trained them at fp32-like speed.
+MEASURED_SLOWDOWN = "20 to 50 times"
+
+
+def fast_bf16() -> bool | None:
+    """True where oneDNN has bf16 kernels for this CPU (AVX512-BF16, AMX, or AVX-512 with
+    emulation), False where it falls back to reference kernels, None where this torch cannot
+    tell (the private query is gone): then nothing is said."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def slow_bf16_warning(precisions: list[str], device: torch.device) -> str | None:
+    """The warning a run on ``device`` gives for the precisions of the cells it will train
+    (bf16, and fp8, whose other layers run under bf16 autocast), or None."""
+    bf16 = sorted({p for p in precisions if POLICIES[p].autocast_dtype is torch.bfloat16})
+    if device.type != "cpu" or not bf16 or fast_bf16() is not False:
+        return None
+    return (f"[precision] warning: this CPU ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()} kernels) has no fast "
+            f"bf16 kernels (oneDNN reports no bf16 support: it needs AVX-512, AVX512-BF16 or AMX), so the "
+            f"{'/'.join(bf16)} cells train in reference kernels, {MEASURED_SLOWDOWN} slower than fp32 (tools/bf16_cpu_speed.py "
+            f"measures it). They run, slowly; a CPU with AVX-512 or a GPU runs them at speed.")
