@@ -49,6 +49,11 @@ QUEUE=(
   # ~36 and ~43 min for the students), so about 40 min on the Xeon.
   "s2-cifar10 fmnist-smoke__*__none__s0"
   "s2-cifar10 fmnist-smoke__*__kd__s0"
+  # Seeds 1 and 2 of both (the teacher trained again per seed): then a golden file for S2's
+  # stand-in cells (kdbench golden update s2-cifar10 --cells 'fmnist-smoke__*' --spread-seeds 0 1 2).
+  # fp32, so the AMD EPYC runs them at its pace (~1 h 45 a seed there, ~30 min on the Xeon).
+  "s2-cifar10 fmnist-smoke__*__s1 --set seeds=[0,1,2]"
+  "s2-cifar10 fmnist-smoke__*__s2 --set seeds=[0,1,2]"
   # S3's CNN chain, whole recipe, on the same subset: teacher, student alone, KD, and TAKD
   # through the ResNet-34 assistant (107 TFLOP by kdbench cost, ~20 min on the Xeon). bf16:
   # on a CPU without fast bf16 kernels (the AMD EPYC) 20-50x slower, so skip it there.
