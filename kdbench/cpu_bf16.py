@@ -7,7 +7,6 @@ from __future__ import annotations
 import torch
 
 from .determinism import cpu_model
-from .precision import POLICIES
 
 # Measured on a 2-core AMD EPYC (AVX2, no AVX512-BF16 or AMX), 2026-11-27, by
 # tools/bf16_cpu_speed.py --batch 64 (timm/resnet18) and --model resnet18_cifar --batch 32, one
@@ -18,8 +17,8 @@ MEASURED_SLOWDOWN = "20 to 50 times"
 
 
 def fast_bf16() -> bool | None:
-    """True where oneDNN has bf16 kernels for this CPU (AVX512-BF16, AMX, or AVX-512 with
-    emulation), False where it falls back to reference kernels, None where this torch cannot
+    """True where oneDNN has bf16 kernels for this CPU (x86: AVX-512, with or without
+    AVX512-BF16 and AMX; Arm's bf16 extension), False where it falls back to reference kernels, None where this torch cannot
     tell (the private query is gone): then nothing is said."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -28,12 +27,12 @@ def fast_bf16() -> bool | None:
 
 
 def slow_bf16_warning(precisions: list[str], device: torch.device) -> str | None:
-    """The warning a run on ``device`` gives for the precisions of the cells it will train
-    (bf16, and fp8, whose other layers run under bf16 autocast), or None."""
-    bf16 = sorted({p for p in precisions if POLICIES[p].autocast_dtype is torch.bfloat16})
-    if device.type != "cpu" or not bf16 or fast_bf16() is not False:
+    """The warning a run on ``device`` gives for the precisions of the cells it will train, or
+    None. Only bf16: fp8 cells, whose other layers run under bf16 autocast, never train on a
+    CPU (recorded unsupported: kdbench.fp8)."""
+    if device.type != "cpu" or "bf16" not in precisions or fast_bf16() is not False:
         return None
     return (f"[precision] warning: this CPU ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()} kernels) has no fast "
-            f"bf16 kernels (oneDNN reports no bf16 support: it needs AVX-512, AVX512-BF16 or AMX), so the "
-            f"{'/'.join(bf16)} cells train in reference kernels, {MEASURED_SLOWDOWN} slower than fp32 (tools/bf16_cpu_speed.py "
-            f"measures it). They run, slowly; a CPU with AVX-512 or a GPU runs them at speed.")
+            f"bf16 kernels (oneDNN reports no bf16 support; on x86 it needs AVX-512), so the bf16 cells train in reference "
+            f"kernels, {MEASURED_SLOWDOWN} slower than fp32 (tools/bf16_cpu_speed.py measures it). They run, slowly; a CPU "
+            f"with AVX-512 or a GPU runs them at speed.")
