@@ -94,6 +94,7 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
 
 def cmd_cost(args) -> int:
     from .cost import Shape, cost_table, duration, flops_text, hardware, measured_epoch_seconds, measured_seconds, suite_stages, timing_results
+    from .cpu_bf16 import slow_bf16_warning
     from .determinism import environment
     from .runner import Runner
     from .suite import load_suite, select_cells
@@ -134,6 +135,9 @@ def cmd_cost(args) -> int:
         if device_class == runner.device_class and here not in timed_on:
             print(f"This machine is {here}, other hardware of the same device class: its times can differ several-fold "
                   "(a 2-core AMD EPYC with AVX2 trained s4's ResNet-18 teacher 3.8x slower than a 2-core Intel Xeon with AVX-512).")
+    slow = slow_bf16_warning([c.precision for c in cells], runner.device)  # FLOPs and other machines' times hide it
+    if slow:
+        print(slow)
     print()
     print(cost_table(stages, args.tflops, epoch_seconds))
     print()

@@ -50,3 +50,16 @@ def test_a_run_says_it_before_its_first_cell(monkeypatch, tmp_path, capsys):
     assert code == 0
     assert "[precision] warning: this CPU" in out
     assert out.index("[precision] warning") < out.index("[1/")
+
+
+def test_the_cost_of_a_suite_says_it_too(monkeypatch, tmp_path, capsys):
+    from kdbench.cli import main
+
+    from .conftest import REPO
+
+    monkeypatch.setattr(cpu_bf16, "fast_bf16", lambda: False)
+    assert main(["cost", str(REPO / "suites" / "smoke.yaml"), "--set", "matrix.precisions=[bf16]", "--device", "cpu",
+                 "--cache", str(tmp_path)]) == 0
+    assert "[precision] warning: this CPU" in capsys.readouterr().out
+    assert main(["cost", str(REPO / "suites" / "smoke.yaml"), "--device", "cpu", "--cache", str(tmp_path)]) == 0
+    assert "[precision] warning" not in capsys.readouterr().out, "the smoke suite is fp32"
