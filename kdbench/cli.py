@@ -20,11 +20,14 @@ REPORTS_DIR = Path("reports")
 
 
 def cmd_list(args) -> int:
-    from .suite import load_suite
+    from .suite import load_suite, select_cells
 
     suite = load_suite(args.suite, suite_overrides(args))
-    cells = suite.cells()
-    print(f"{suite.name}: {len(cells)} cells ({suite.source})")
+    cells = select_cells(suite.cells(), args.cells)
+    if not cells:
+        raise no_cell_selected(suite, args.cells)
+    of_all = f" of {len(suite.cells())}, those matching {args.cells}" if args.cells else ""
+    print(f"{suite.name}: {len(cells)} cells{of_all} ({suite.source})")
     if not args.results:
         for c in cells:
             print(c.id)
@@ -244,6 +247,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", help="with --results: the cache folder whose mid-training checkpoints to show (default: $KDBENCH_CACHE or ~/.cache/kdbench)")
     p.add_argument("--data-root", help="with --results: where datasets live, to tell which checkpoints are this suite's (default: $KDBENCH_DATA)")
     p.add_argument("--device", default="auto", help="with --results: the device whose runs' checkpoints to show (auto, cpu or cuda)")
+    p.add_argument("--cells", help="only cells whose id matches this glob (as kdbench run takes it)")
     p.set_defaults(fn=cmd_list)
     p = sub.add_parser("cost", help="the compute a suite's trainings will take (FLOPs, per training and in all), before it runs")
     suite_args(p)

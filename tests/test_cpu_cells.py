@@ -97,3 +97,22 @@ def test_stop_ends_the_queue_and_the_run_under_it(tmp_path):
     log = (run / "log.txt").read_text()
     assert "*cnn_small*" not in log and "kdbench: stopped by SIGTERM" in log, log[-2000:]
     assert "not running" in cpu_cells(work, "stop", env=env).stdout
+
+
+def test_a_bf16_line_is_skipped_where_this_cpu_has_no_fast_bf16_kernels(tmp_path):
+    """On a CPU without oneDNN's bf16 kernels (the AVX2 AMD EPYC: 20-50x slower than fp32) the
+    queue skips a line with bf16 cells, which would hold it for hours, and goes on; elsewhere
+    (AVX-512) it runs it. This machine decides which of the two is checked."""
+    from kdbench.cpu_bf16 import fast_bf16
+
+    work = tmp_path / "repo"
+    run = tmp_path / "run"
+    queue = "smoke *cnn_tiny__*__none__s0 --tiny --set matrix.precisions=[bf16]\nsmoke *cnn_small__*__none__s0 --tiny"
+    env = dict(script_checkout(work, "cpu_cells.sh", "land_results.sh"), RUN=str(run), CPU_QUEUE=queue)
+    cpu_cells(work, "start", env=env)
+    wait_for_the_queue(run)
+    log = (run / "log.txt").read_text()
+    skipped = "=== skipped: bf16 cells, and this CPU has no fast bf16 kernels" in log
+    assert skipped == (fast_bf16() is False), log[-3000:]
+    assert ("cnn_tiny__fp32" not in log) and ("__bf16__none__s0" in log) != skipped, log[-3000:]
+    assert "fmnist-smoke__cnn_medium__cnn_small__fp32__none__s0" in log and "queue done" in log, "the next line runs"

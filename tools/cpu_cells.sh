@@ -12,7 +12,9 @@
 #
 #   bash tools/cpu_cells.sh start    the queue below, in order, in the background (nohup setsid), skipping
 #                                    finished cells (those in reports/results/cpu/ too) and resuming a
-#                                    cut training; refuses while a run of it is alive. Log: $RUN/log.txt
+#                                    cut training; refuses while a run of it is alive. Log: $RUN/log.txt.
+#                                    On a CPU without fast bf16 kernels it skips lines with bf16 cells
+#                                    (CPU_SLOW_BF16=1 runs them: 20-50x slower than fp32 there)
 #   bash tools/cpu_cells.sh status   whether it runs, each queued cell's state, the trainings saved
 #                                    mid-way (epoch, val top-1, time left at their pace), the log's tail
 #   bash tools/cpu_cells.sh stop     stops it (the queue and the kdbench run under it, one process group); the
@@ -56,7 +58,7 @@ QUEUE=(
   "s2-cifar10 fmnist-smoke__*__s2 --set seeds=[0,1,2]"
   # S3's CNN chain, whole recipe, on the same subset: teacher, student alone, KD, and TAKD
   # through the ResNet-34 assistant (107 TFLOP by kdbench cost, ~20 min on the Xeon). bf16:
-  # on a CPU without fast bf16 kernels (the AMD EPYC) 20-50x slower, so skip it there.
+  # skipped on a CPU without fast bf16 kernels (the AMD EPYC), where it would take many hours.
   "s3-cifar10 fmnist-smoke__timm-resnet50*"
   # Seeds 1 and 2 beside the committed seed 0 (~1 h 30 a seed, its teacher included): then
   # kdbench golden update s4-fmnist --cells '*rescnn_b4__fp32__*' --spread-seeds 0 1 2
@@ -88,8 +90,17 @@ case "${1:-}" in
     # (a closed terminal, the end of an agent's session) does not reach it. setsid execs in
     # place here (a background job is no group leader), so $! stays the queue's pid.
     nohup setsid bash -c '
+      # On a CPU without fast bf16 kernels (kdbench/cpu_bf16.py: 20-50x slower than fp32) a
+      # line with bf16 cells would hold the queue for many hours: skipped unless CPU_SLOW_BF16=1.
+      slow_bf16=$(python3 -c "from kdbench.cpu_bf16 import fast_bf16; print(fast_bf16() is False)")
       while read -r suite cells extra; do
         echo "=== $(date -u +%FT%TZ) $suite $cells $extra"
+        # shellcheck disable=SC2086
+        if [ "$slow_bf16" = True ] && [ -z "${CPU_SLOW_BF16:-}" ] \
+            && python3 -m kdbench list "suites/$suite.yaml" --cells "$cells" $extra 2>/dev/null | grep -q "__bf16__"; then
+          echo "=== skipped: bf16 cells, and this CPU has no fast bf16 kernels (20-50x slower than fp32); CPU_SLOW_BF16=1 runs them"
+          continue
+        fi
         # shellcheck disable=SC2086  # extra: words, no spaces inside any
         python3 -m kdbench run "suites/$suite.yaml" --cells "$cells" $extra --device cpu --results "$1/results" --cache "$1/cache" \
           || echo "=== exit $? (the queue goes on)"
