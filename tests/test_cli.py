@@ -41,6 +41,15 @@ def test_list_prints_stable_ids(tmp_path):
     assert "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0" in proc.stdout.splitlines()
 
 
+def test_list_selects_cells_with_a_glob_as_run_does(tmp_path):
+    proc = kdbench("list", "suites/smoke.yaml", "--cells", "*cnn_tiny*__kd__*", "--set", "seeds=[0,1]", tmp=tmp_path, check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "smoke: 2 cells of 8, those matching *cnn_tiny*__kd__* (suites/smoke.yaml)"
+    assert lines[1:] == ["fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s0", "fmnist-smoke__cnn_medium__cnn_tiny__fp32__kd__s1"]
+    none = kdbench("list", "suites/smoke.yaml", "--cells", "*resnet*", tmp=tmp_path)
+    assert none.returncode == 2 and "no cell of smoke matches --cells '*resnet*'" in none.stderr
+
+
 def test_precision_the_device_cannot_run(tmp_path):
     proc = kdbench("run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--set", "matrix.precisions=[fp16]", "--device", "cpu", tmp=tmp_path)
     assert proc.returncode == 2 and "precision 'fp16' cannot run on cpu" in proc.stderr
