@@ -138,6 +138,12 @@ def latency_spread(res: dict) -> float | None:
     return res.get("cost", {}).get("student_latency_ms", {}).get("batch1_spread")
 
 
+def split_pass_spread(res: dict) -> float | None:
+    """How much the student's timed passes over the test split varied (results from the
+    afternoon of 2026-11-27 on time several; older ones one)."""
+    return res.get("cost", {}).get("student_test_images_per_s_spread")
+
+
 def _against_spread(speedup: float, spread_a: float | None, spread_b: float | None, what: str = "epoch") -> str:
     """Whether a change of a median (epoch time, latency) exceeds 3 × the two runs' own spread
     of the timings it is the median of (combined; on a log scale, where a 2× and a 0.5× are the
@@ -156,7 +162,7 @@ def _judged(measure: str, speedup: float, ra: dict, rb: dict, model: str) -> str
         return _against_spread(speedup, epoch_spread(ra, model), epoch_spread(rb, model))
     if measure == LATENCY:
         return _against_spread(speedup, latency_spread(ra), latency_spread(rb), "pass")
-    return "one measurement each"
+    return _against_spread(speedup, split_pass_spread(ra), split_pass_spread(rb), "pass")
 
 
 def speed_figures(res: dict, model: str = "student") -> dict[str, float]:

@@ -330,7 +330,8 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
     if summary:
         lines += ["## Training summary", "",
                   "Epoch kept: the epoch whose weights were evaluated (best on validation, or the last). "
-                  "Test images / s: the whole test split at batch 512 in the cell's precision, one pass, host-timed. "
+                  "Test images / s: the whole test split at batch 512 in the cell's precision, host-timed, the median of 3 passes "
+                  "(one pass in results made before 2026-11-27 afternoon). "
                   "Latency: one image at batch 1, median of 30 timed passes after 5 warm-up passes (GPU synchronised).", "",
                   summary, ""]
     if figures:

@@ -23,7 +23,7 @@ from .errors import KDBenchError, TrainingFault
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
 from .identity import CellIdentity
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
-from .latency import single_image_latency
+from .latency import single_image_latency, throughput, timed_passes
 from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
 from .models.weights import file_sha256, load_pretrained, read_state_dict
@@ -301,11 +301,8 @@ class Runner:
                      teacher_logits=cached_logits, epoch_metrics=self.epoch_metrics(p, spec),
                      test_metrics=self.test_metrics(p, spec, policy), log=self.log,
                      checkpoint=self.checkpoint_path(self.ids.student_key(cell)), checkpoint_every_s=self.opts.checkpoint_every_s)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            t_inf = time.perf_counter()
-            logits = predict(student, p.test, 512, policy, self.device)  # returns on the CPU: synchronised
-            inference_s = time.perf_counter() - t_inf
+            logits, test_pass_s = timed_passes(lambda: predict(student, p.test, 512, policy, self.device), self.device)
+            test_speed = throughput(len(p.test), test_pass_s)
             latency = single_image_latency(student, p.test, policy, self.device)
             fp8_eval = None
             if policy.name != "fp8":  # an fp8 cell is evaluated in fp8 already
@@ -332,9 +329,11 @@ class Runner:
             params={"student": count_params(student), "teacher": count_params(teacher)},
             cost={"student_flops_per_image": count_flops(student, p.data.channels, p.image_size),
                   "teacher_flops_per_image": count_flops(teacher, p.data.channels, p.image_size),
-                  "student_test_images_per_s": round(len(p.test) / inference_s, 1),
+                  "student_test_images_per_s": test_speed["images_per_s"],
+                  "student_test_images_per_s_spread": test_speed["spread"], "student_test_passes": test_speed["passes"],
                   "student_latency_ms": latency,
-                  "note": "images/s: the whole test split at batch 512 in the cell's precision, host-timed, one pass; "
+                  "note": "images/s: the whole test split at batch 512 in the cell's precision, host-timed, at the median of the "
+                          "passes, with their spread (1.4826 x MAD / median of the pass times; one pass in results without it); "
                           "latency: one test image at batch 1, median, p90 and spread (1.4826 x MAD / median) of the timed passes after warm-up"},
             fp8_eval=fp8_eval,
             pretrained={n: self._pretrained_info[n] for n in (cell.teacher, *cell.assistants, cell.student) if n in self._pretrained_info},

@@ -161,6 +161,7 @@ def test_predict_single_images_with_a_trained_student(tmp_path):
     assert f"{tmp_path / 'torn.png'}: cannot decode image" in mixed.stderr and "Traceback" not in mixed.stderr
     res = json.loads(result.read_text())
     assert res["cost"]["student_flops_per_image"] > 0 and res["cost"]["student_test_images_per_s"] > 0
+    assert res["cost"]["student_test_passes"] == 3 and res["cost"]["student_test_images_per_s_spread"] >= 0
     # Damaged weights are refused, not used.
     result.with_suffix(".pt").write_bytes(b"garbage")
     bad = kdbench("predict", str(result), str(tmp_path / "shoe.png"), tmp=tmp_path)

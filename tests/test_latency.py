@@ -41,3 +41,16 @@ def test_relative_spread_is_a_robust_relative_standard_deviation():
     # One pass cut by the scheduler (100×) does not move it: median 10, deviations 0 1 1 90 → MAD 1.
     assert abs(relative_spread([10.0, 9.0, 11.0, 1000.0, 10.0]) - 1.4826 * 1 / 10) < 1e-12
     assert relative_spread([0.0, 0.0, 0.0]) is None
+
+
+def test_the_test_split_is_timed_over_several_passes():
+    from kdbench.latency import TEST_PASSES, throughput, timed_passes
+
+    calls = []
+    first, seconds = timed_passes(lambda: calls.append(len(calls)) or len(calls), torch.device("cpu"))
+    assert first == 1 and calls == list(range(TEST_PASSES)), "the first pass's result, every pass run"
+    assert len(seconds) == TEST_PASSES >= 3 and all(t >= 0 for t in seconds)
+    # Images/s at the median pass: a slow first pass (warm-up) does not decide it; its spread is robust too.
+    speed = throughput(1000, [5.0, 1.0, 1.25])
+    assert speed == {"images_per_s": 800.0, "spread": round(1.4826 * 0.25 / 1.25, 4), "passes": 3}
+    assert throughput(1000, [2.0])["spread"] is None

@@ -216,12 +216,14 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     from kdbench.diff import diff_speed, hardware_changes
 
     def res(cid: str, epoch_s: list[float], images_per_s: float, latency_ms: float, teacher_epoch_s: list[float], cpu: str,
-            latency_spread: float | None = None) -> dict:
+            latency_spread: float | None = None, images_spread: float | None = None) -> dict:
         r = _fake(cid, "fp32", "kd", 0.7)
         latency = {"batch1_median_ms": latency_ms} | ({"batch1_spread": latency_spread} if latency_spread is not None else {})
+        images = {"student_test_images_per_s": images_per_s} | (
+            {"student_test_images_per_s_spread": images_spread} if images_spread is not None else {})
         r.update(student={"weights_sha256": "s", "history": [{"epoch": i + 1, "epoch_seconds": t} for i, t in enumerate(epoch_s)]},
                  teacher={"weights_sha256": "t", "history": [{"epoch": i + 1, "epoch_seconds": t} for i, t in enumerate(teacher_epoch_s)]},
-                 cost={"student_test_images_per_s": images_per_s, "student_latency_ms": latency},
+                 cost={**images, "student_latency_ms": latency},
                  environment={"cpu_model": cpu, "torch": "2.14.1"})
         return r
 
@@ -231,7 +233,7 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     table, summary = diff_speed(a, b)
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
     assert ["c1", "student", "train s / epoch (median)", "2", "1", "2.00×", "beyond the epoch spread (epochs vary ±0 % and ±0 %)"] in rows
-    assert ["c2", "student", "test images / s", "500", "2,000", "4.00×", "one measurement each"] in rows
+    assert ["c2", "student", "test images / s", "500", "2,000", "4.00×", "pass spread not recorded in both"] in rows  # one pass each
     assert ["c2", "student", "latency ms (batch 1, median)", "2", "0.5", "4.00×", "pass spread not recorded in both"] in rows
     # One cached teacher's one training recorded in both folders is not a measurement of either.
     assert not [r for r in rows if r[1] == "teacher"]
@@ -253,6 +255,14 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     assert ["c4", "student", "latency ms (batch 1, median)", "1", "1.1", "0.91×", "beyond the pass spread (passes vary ±1 % and ±2 %)"] in rows
     assert ["c5", "student", "latency ms (batch 1, median)", "1", "1.1", "0.91×", "within the pass spread (passes vary ±5 % and ±5 %)"] in rows
     del a["c4"], b["c4"], a["c5"], b["c5"]
+    # So is test-set throughput, against the spread of each run's passes over the test split.
+    a["c6"], b["c6"] = res("c6", [1.0] * 3, 1000.0, 1.0, [5.0, 4.0], "Xeon", images_spread=0.01), res("c6", [1.0] * 3, 1200.0, 1.0, [5.0, 4.0], "Xeon", images_spread=0.02)
+    a["c7"], b["c7"] = res("c7", [1.0] * 3, 1000.0, 1.0, [5.0, 4.0], "Xeon", images_spread=0.10), res("c7", [1.0] * 3, 1200.0, 1.0, [5.0, 4.0], "Xeon", images_spread=0.10)
+    table, _ = diff_speed(a, b)
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
+    assert ["c6", "student", "test images / s", "1,000", "1,200", "1.20×", "beyond the pass spread (passes vary ±1 % and ±2 %)"] in rows
+    assert ["c7", "student", "test images / s", "1,000", "1,200", "1.20×", "within the pass spread (passes vary ±10 % and ±10 %)"] in rows
+    del a["c6"], b["c6"], a["c7"], b["c7"]
     # A teacher trained again (other times) is compared once, and other hardware is named.
     b = {c: res(c, [1.0], 2000.0, 0.5, [2.5, 2.0], "EPYC") for c in ("c1", "c2")}
     table, summary = diff_speed(a, b)
