@@ -145,10 +145,10 @@ def split_pass_spread(res: dict) -> float | None:
 
 
 def _against_spread(speedup: float, spread_a: float | None, spread_b: float | None, what: str = "epoch") -> str:
-    """Whether a change of a median (epoch time, latency) exceeds 3 × the two runs' own spread
-    of the timings it is the median of (combined; on a log scale, where a 2× and a 0.5× are the
-    same distance). The timings' spread, not the median's, so "beyond" is said only of a clear
-    move."""
+    """Whether a change of a median (epoch time, test-split pass, latency) exceeds 3 × the two
+    runs' own spread of the timings it is the median of (combined; on a log scale, where a 2×
+    and a 0.5× are the same distance). The timings' spread, not the median's, so "beyond" is
+    said only of a clear move."""
     plural = {"epoch": "epochs", "pass": "passes"}[what]
     if spread_a is None or spread_b is None:
         return f"too few {plural} to say" if what == "epoch" else f"{what} spread not recorded in both"
