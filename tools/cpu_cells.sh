@@ -68,6 +68,10 @@ QUEUE=(
   "s4-fmnist *__rescnn_b8__fp32__*__s0"
   "s4-fmnist *__rescnn_b10__fp32__*__s0"
   "s3-cifar10 cifar10-jpeg__timm-resnet50~timm-resnet34__timm-resnet18__bf16__takd__s0"  # ~3 h
+  # The canonical 240-epoch recipe on the subset, the cheapest pair alone and with KD (507 TFLOP;
+  # bf16: an AVX-512 CPU only; not yet timed).
+  "canonical-cifar fmnist-smoke__resnet56__resnet20__bf16__none__s0"
+  "canonical-cifar fmnist-smoke__resnet56__resnet20__bf16__kd__s0"
 )
 # CPU_QUEUE (lines like those above) replaces it: tests/test_cpu_cells.py rehearses on the smoke suite.
 if [ -n "${CPU_QUEUE:-}" ]; then mapfile -t QUEUE <<< "$CPU_QUEUE"; fi

@@ -78,7 +78,7 @@ FULL_CELLS=(
   "s5-imagenette:*__kd__*"
   "s1-cifar10:*__student_light__fp32__none__*"
   "s4-fmnist:*__rescnn_b4__fp32__kd__*"
-  "canonical-cifar:*__resnet56__resnet20__bf16__kd__*"
+  "canonical-cifar:cifar10-jpeg__resnet56__resnet20__bf16__kd__*"
   "s2-cifar10:cifar10-jpeg__*__kd__*"  # CIFAR-10: the fmnist-smoke stand-in runs on a CPU
 )
 # OWED_FULL="suite:glob …" replaces the list (tests/test_gpu_session.py rehearses on the smoke suite).
