@@ -127,13 +127,14 @@ def accuracy_vs_params(results: dict[str, dict], path: Path) -> Path | None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     markers = {"none": "o", "kd": "^", "dkd": "s", "takd": "D"}
+    several = _several_datasets(ok)
     for method in dict.fromkeys(r["cell"]["method"] for r in ok):
         pts = [r for r in ok if r["cell"]["method"] == method]
         xs = [r["params"]["student"] for r in pts]
         ys = [100 * next(v for k, v in r["metrics"].items() if k.startswith("test_top1_")) for r in pts]
         ax.scatter(xs, ys, marker=markers.get(method, "x"), label=method, alpha=0.8)
         for x, y, r in zip(xs, ys, pts, strict=True):
-            name = f"{r['cell']['student']} ({r['cell']['dataset']})" if _several_datasets(ok) else r["cell"]["student"]
+            name = f"{r['cell']['student']} ({r['cell']['dataset']})" if several else r["cell"]["student"]
             ax.annotate(name, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set(xlabel="student parameters", ylabel="test top-1 %", title="accuracy against student size")
