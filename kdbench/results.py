@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
+from statistics import median
 
 from .errors import DataError
 from .io import read_json
@@ -25,6 +27,35 @@ def progress_text(elapsed: float, done: int, total: int) -> str:
     and the estimate errs long)."""
     left = elapsed / done * (total - done)
     return f"{duration_text(elapsed)} elapsed, about {duration_text(left)} left at this pace"
+
+
+# An end-of-epoch line as train.py writes it. Its format is read here rather than changed
+# there: train.py is part of the code fingerprint, and any edit of it re-keys every result.
+_EPOCH_LINE = re.compile(r"^\s+(?P<stage>.+?) epoch (?P<epoch>\d+)/(?P<epochs>\d+)  loss .*  (?P<seconds>\d+(?:\.\d+)?)s$")
+
+
+class StagePace:
+    """A log that appends to each end-of-epoch line the time its training has left at the
+    median epoch so far ("at most": early stopping may end it sooner). The median, so the
+    first epoch's warm-up or a few disturbed epochs do not swing it; a stage's epochs count
+    from where this run first saw it, so a resumed training is paced by its own epochs."""
+
+    def __init__(self, log):
+        self.log = log
+        self._stage: dict[str, tuple[int, list[float]]] = {}  # stage -> (last epoch seen, epoch seconds)
+
+    def __call__(self, line: str) -> None:
+        m = _EPOCH_LINE.match(line)
+        if m:
+            epoch, epochs = int(m["epoch"]), int(m["epochs"])
+            last, seconds = self._stage.get(m["stage"], (None, []))
+            if last != epoch - 1:  # a new training under a name seen before (another cell), or a resume
+                seconds = []
+            seconds.append(float(m["seconds"]))
+            self._stage[m["stage"]] = (epoch, seconds)
+            if epoch < epochs:
+                line += f"  (at most {duration_text(median(seconds) * (epochs - epoch))} left)"
+        self.log(line)
 
 
 def history_csv(rows: list[dict]) -> str:

@@ -28,7 +28,7 @@ from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
 from .models.weights import file_sha256, load_pretrained, read_state_dict
 from .prepare import Prepared, prepare_data
-from .results import history_csv, progress_text
+from .results import StagePace, history_csv, progress_text
 from .stage_cache import StageCache
 from .suite import Cell, Suite, spec_hash
 from .train import CHECKPOINT_EVERY_S, fit, predict
@@ -59,6 +59,7 @@ class Runner:
         self.suite = suite
         self.opts = opts
         self.log = opts.log
+        self.fit_log = StagePace(self.log)  # trainings' epoch lines, with the time each has left
         self.device = opts.device
         self.device_class = device_class(opts.device)
         self.data_root, self.data_root_from = resolve_data_root(opts.data_root)
@@ -124,7 +125,7 @@ class Runner:
         spec = self.suite.spec_of(cell)
 
         def train(model: torch.nn.Module, checkpoint: Path):
-            return fit(model, p.train, p.val, spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.log,
+            return fit(model, p.train, p.val, spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.fit_log,
                        checkpoint=checkpoint, checkpoint_every_s=self.opts.checkpoint_every_s)
 
         return self._cached_model(self.ids.teacher_key(cell, p), cell.teacher, "teacher", cell.seed, p, train, spec.teacher.epochs, policy)
@@ -142,7 +143,7 @@ class Runner:
 
             def train(model: torch.nn.Module, checkpoint: Path, source=source, name=name):
                 return fit(model, p.train, p.val, spec.student, seed=cell.seed, policy=policy, device=self.device,
-                           stage=f"assistant {name}", teacher=source, kd=spec.kd, method="kd", log=self.log,
+                           stage=f"assistant {name}", teacher=source, kd=spec.kd, method="kd", log=self.fit_log,
                            checkpoint=checkpoint, checkpoint_every_s=self.opts.checkpoint_every_s)
 
             prev, prev_info = self._cached_model(key, name, "assistant", cell.seed, p, train, spec.student.epochs, policy)
@@ -299,7 +300,7 @@ class Runner:
                      stage=f"student {cell.student} [{cell.method}]", teacher=source if distil else None, kd=spec.kd if distil else None,
                      method="dkd" if cell.method == "dkd" else "kd",
                      teacher_logits=cached_logits, epoch_metrics=self.epoch_metrics(p, spec),
-                     test_metrics=self.test_metrics(p, spec, policy), log=self.log,
+                     test_metrics=self.test_metrics(p, spec, policy), log=self.fit_log,
                      checkpoint=self.checkpoint_path(self.ids.student_key(cell)), checkpoint_every_s=self.opts.checkpoint_every_s)
             logits, test_pass_s = timed_passes(lambda: predict(student, p.test, 512, policy, self.device), self.device)
             test_speed = throughput(len(p.test), test_pass_s)

@@ -109,8 +109,11 @@ def test_runner_resumes_a_crashed_teacher_and_student_mid_training(tmp_path):
         return Runner(suite, opts).run([cell])
 
     [ref] = run("ref", lambda m: None, "cache-ref")
+    first = crash_at("teacher cnn_medium epoch 3/3")
     with pytest.raises(Interrupted):
-        run("r", crash_at("teacher cnn_medium epoch 3/3"), "cache")
+        run("r", first, "cache")
+    # train.py's epoch lines, as the runner logs them, say what is left of their training
+    assert [m.endswith("left)") for m in first.seen if " epoch " in m and " loss " in m] == [True, True, False]
     second = crash_at("student cnn_tiny [kd] epoch 2/3")
     with pytest.raises(Interrupted):
         run("r", second, "cache")
@@ -118,6 +121,7 @@ def test_runner_resumes_a_crashed_teacher_and_student_mid_training(tmp_path):
     log = crash_at("never")
     [res] = run("r", log, "cache")
     assert any("student cnn_tiny [kd]: resumed after epoch 1/3" in m for m in log.seen)
+    assert [m.endswith("left)") for m in log.seen if " epoch " in m and " loss " in m] == [True, False]
     assert res["status"] == "ok" and res["student"]["weights_sha256"] == ref["student"]["weights_sha256"]
     assert res["teacher"]["weights_sha256"] == ref["teacher"]["weights_sha256"] and res["metrics"] == ref["metrics"]
     assert not list((tmp_path / "cache" / "checkpoints").glob("*.pt"))

@@ -191,6 +191,22 @@ def test_progress_line_between_cells():
     assert duration_text(3725) == "1h02m" and duration_text(59.6) == "1m00s" and duration_text(7) == "7s"
 
 
+def test_epoch_lines_say_how_long_their_training_has_left():
+    from kdbench.results import StagePace
+
+    out: list[str] = []
+    pace = StagePace(out.append)
+    line = "    teacher vgg16 epoch {}/{}  loss 0.4837  val_top1 0.8000  lr 0.0001  {}s"
+    for epoch, seconds in ((1, "10.0"), (2, "30.0"), (3, "12.0"), (4, "99.0")):
+        pace(line.format(epoch, 4, seconds))
+    pace(line.format(1, 4, "50.0"))  # the same stage name in the next cell: paced by its own epochs
+    pace(line.format(7, 10, "5.0"))  # a resumed training
+    pace("    teacher vgg16 epoch 8/10  step 32/57  410 img/s")  # a within-epoch note is passed as it is
+    assert [o.rsplit("  ", 1)[-1] for o in out] == [
+        "(at most 30s left)", "(at most 40s left)", "(at most 12s left)", "99.0s",
+        "(at most 2m30s left)", "(at most 15s left)", "410 img/s"]
+
+
 def test_list_with_results_shows_where_each_cell_stands(tmp_path, capsys):
     from kdbench.cli import main
 
