@@ -115,6 +115,16 @@ def test_profile_then_land_keeps_timings_that_cost_reads(tmp_path, capsys):
     assert len(list((work / "reports" / "quick-profile" / "smoke").glob("*.json"))) == 4
     assert main(["cost", str(work / "suites" / "smoke.yaml"), "--timed-by", str(work / "reports" / "quick-profile")]) == 0
     assert capsys.readouterr().out.rstrip().splitlines()[-1].endswith("for 5 of 5 trainings")
+    # A profile takes more than one call (canonical-cifar alone took 276 s on the H200): the next
+    # call skips the cells landed in reports/quick-profile/ and still brings them back.
+    again = tmp_path / "out-again"
+    reprofiled = gpu_session(work, "profile", env=dict(env, OUT=str(again)))
+    assert "smoke: " in reprofiled.stdout and "(ok; 4 cells profiled in an earlier call)" in reprofiled.stdout
+    with tarfile.open(again / "quick.tgz") as t:
+        assert sum(n.endswith(".json") and "/smoke/" in n for n in t.getnames()) == 4
+    gpu_session(work, "land", str(again), env=env)
+    # Both calls' wall times are kept (appended to the day's file: a day may see several calls).
+    assert sum(len(p.read_text().splitlines()) for p in (work / "reports" / "quick-profile").glob("profile-*.txt")) == 4
 
 
 def test_a_profile_past_its_deadline_still_packs_what_it_has(tmp_path):
