@@ -29,12 +29,14 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     for script in ("gpu_session.sh", "land_results.sh"):
         shutil.copy(REPO / "tools" / script, work / "tools")
     shutil.copytree(REPO / "suites", work / "suites")
+    shutil.copytree(REPO / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))  # the model benchmarks run from it
+    shutil.copy(REPO / "pyproject.toml", work)  # pytest's markers and options
     (work / "reports" / "results").mkdir(parents=True)
     (work / "reports" / "gpu-owed-done.txt").write_text("# committed by an earlier land\ndeterminism\nbench\nloop\n")
     out = tmp_path / "out"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(out),
                KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
-               OWED_FULL=f"smoke:{CELL}")
+               OWED_FULL=f"smoke:{CELL}", BENCH_MODELS="cnn_tiny")
     first = gpu_session(work, "owed", "400", env=env)
     assert "== determinism: finished in an earlier call" in first.stdout and f"[1/1] {CELL}" in first.stdout
     # At most 8 files come back from a call: everything travels in two archives.
@@ -46,15 +48,22 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     assert any(n.startswith(".gpu-state/teachers/") and n.endswith(".pt") for n in names), names
     # fp8: its test skips without a GPU, so nothing was checked and it is not done.
     assert "== fp8: nothing could run here; the next call tries again" in first.stdout
-    assert "finished: determinism bench loop full" in first.stdout
+    assert "finished: determinism bench loop models-forward models-train full" in first.stdout
 
     shutil.rmtree(work / ".gpu-state")  # landing happens in the session's own checkout
     landed = gpu_session(work, "land", str(out), env=env)
     result = json.loads((work / "reports" / "results" / "cpu" / "smoke" / f"{CELL}.json").read_text())
     assert result["status"] == "ok" and result["config"]["device_class"] == "cpu"
     done = (work / "reports" / "gpu-owed-done.txt").read_text().splitlines()
-    assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "loop", "full"]
+    assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "loop", "models-forward", "models-train", "full"]
     assert "1 ok" in landed.stdout
+    # Every model's throughput (here narrowed to cnn_tiny by BENCH_MODELS) lands as a run with
+    # its tables, apart from the saved baselines that nox -s bench compares against.
+    for kind, title in (("forward", "Inference throughput"), ("train", "Training step")):
+        (run,) = (work / "benchmarks" / "runs").glob(f"cpu-models-{kind}-*.json")
+        assert [b["params"]["name"] for b in json.loads(run.read_text())["benchmarks"]] == ["cnn_tiny"]
+        assert title in run.with_suffix(".md").read_text()
+    assert not list((work / "benchmarks").glob("*.json"))
 
     # A later session: a fresh checkout (no .gpu-state) starts from what was committed; with the
     # full-scale part reopened, the committed result is current, so nothing trains again.
@@ -72,7 +81,8 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     assert {p.name for p in (tmp_path / "cache" / "teachers").glob("*.pt")} == {p.name for p in landed_teachers}
     assert "== loop: finished in an earlier call" in later.stdout
     assert "[suite] smoke: 1 cells, 1 already done, 0 to run on cpu" in later.stdout
-    assert "finished: determinism bench loop full" in later.stdout
+    assert "== models-train: finished in an earlier call" in later.stdout
+    assert "finished: determinism bench loop models-forward models-train full" in later.stdout
 
 
 def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):

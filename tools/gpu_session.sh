@@ -21,6 +21,11 @@
 #         fp8          the fp8-training determinism test (torchao from .whl; Hopper)
 #         bench        the KD-loss and KD-step benchmarks three times, and their run-to-run noise
 #         loop         the 5× target: seed-style KD loop against kdbench's loop (tools/bench_loop.py)
+#         models-forward, models-train
+#                      inference and training-step throughput of every registered model at each
+#                      precision (tests/test_bench.py), once each: absolute figures, landed under
+#                      benchmarks/runs/ (not a regression baseline: no noise measured for them);
+#                      BENCH_MODELS="resnet or vgg" narrows them to the models that match
 #         full         one full-scale KD cell per suite, cheapest first; a training cut by the
 #                      deadline resumes from its last epoch checkpoint in the next call
 #       A part is "finished" when it ran to its end, passed or failed (its marker is then in
@@ -125,6 +130,15 @@ run_bench() {  # $1: pytest -k selection (empty: every benchmark)
 
 run_loop() { python3 tools/bench_loop.py --data-root "$KDBENCH_DATA" | tee "$OUT/bench-loop.jsonl"; }
 
+run_models() {  # $1: the benchmark test function, $2: the run's name (bench-NAME.json under $OUT)
+  local k="$1"; [ -n "${BENCH_MODELS:-}" ] && k="$1 and ($BENCH_MODELS)"
+  python3 -m pytest -q -m benchmark tests/test_bench.py -k "$k" --benchmark-enable --benchmark-json="$OUT/bench-$2.json" \
+    --benchmark-min-rounds=5 --benchmark-max-time=0.1 > "$OUT/bench-$2.log" 2>&1
+  local rc=$?
+  tail -3 "$OUT/bench-$2.log"
+  return "$rc"
+}
+
 # The full-scale cells until $1 (epoch seconds); returns 0 when every one is finished.
 run_full() {
   local deadline=$1 all=0 spec suite cells left rc
@@ -199,7 +213,7 @@ case "$step" in
       [ -d "$d" ] && mkdir -p "$STATE/results/$(basename "$d")" && cp -n "$d"*.json "$d"*.csv "$STATE/results/$(basename "$d")/" 2>/dev/null || true
     done
     export OUT KDBENCH_DATA KDBENCH_CACHE
-    export -f run_determinism run_bench run_loop
+    export -f run_determinism run_bench run_loop run_models
     part() {  # name, cap in seconds, function and arguments: run unless done or no time is left
       local name=$1 cap=$2 left
       shift 2
@@ -231,6 +245,10 @@ case "$step" in
     part fp8 "${CAP_FP8:-150}" run_determinism fp8 determinism-fp8
     part bench "${CAP_BENCH:-240}" run_bench "kd_loss or kd_train_step"
     part loop "${CAP_LOOP:-120}" run_loop
+    # Before the full-scale cells: 'full' is finished only when every one of them is, which takes
+    # more than a session, so anything after it would never run.
+    part models-forward "${CAP_MODELS:-300}" run_models test_forward_throughput models-forward
+    part models-train "${CAP_MODELS:-300}" run_models test_train_step_throughput models-train
     if ! grep -qx full "$STATE/done"; then
       if run_full "$deadline"; then echo full >> "$STATE/done"; fi
     fi
@@ -238,7 +256,7 @@ case "$step" in
     # At most 8 files come back from $OUT: the logs and benchmark runs travel as one archive.
     (cd "$OUT" && find . -maxdepth 1 -type f ! -name gpu-state.tgz -printf '%f\n' | tar czf owed-logs.tgz -T - \
       && find . -maxdepth 1 -type f ! -name gpu-state.tgz ! -name owed-logs.tgz -delete)
-    echo "finished: $(tr "\n" " " < "$STATE/done")(the queue: determinism fp8 bench loop full)"
+    echo "finished: $(tr "\n" " " < "$STATE/done")(the queue: determinism fp8 bench loop models-forward models-train full)"
     ;;
   land)
     dir="${2:?usage: bash tools/gpu_session.sh land DIR (files_at of the call)}"
@@ -262,6 +280,14 @@ print(re.sub('[^a-z0-9]+','-',(k.get('gpu') or 'cpu').lower()).strip('-')+'-kd-'
         --command "tools/gpu_session.sh owed: pytest -m benchmark tests/test_bench.py -k 'kd_loss or kd_train_step' --benchmark-min-rounds=5 --benchmark-max-time=0.1, three times" \
         && python3 -m kdbench bench-report "benchmarks/$name.json"
     fi
+    for f in "$dir"/bench-models-*.json; do  # absolute throughput of every model: kept with its Markdown tables
+      [ -f "$f" ] || continue
+      mkdir -p benchmarks/runs
+      name=$(python3 -c "import json,re,sys,datetime as d; k=json.load(open(sys.argv[1]))['machine_info']['kdbench']; \
+print(re.sub('[^a-z0-9]+','-',(k.get('gpu') or 'cpu').lower()).strip('-'))" "$f")-$(basename "$f" .json | sed 's/^bench-//')-$(date +%Y%m%d)
+      cp "$f" "benchmarks/runs/$name.json" && python3 -m kdbench bench-report "benchmarks/runs/$name.json" > /dev/null \
+        && echo "model throughput: benchmarks/runs/$name.md"
+    done
     if grep -qs images_per_s "$dir/bench-loop.jsonl"; then  # named like the benchmark baseline: GPU, then date
       gpu=$(python3 -c "import json,re,sys; r=json.loads([l for l in open(sys.argv[1]) if l.startswith('{')][0]); \
 print(re.sub('[^a-z0-9]+','-',r['gpu'].lower()).strip('-'))" "$dir/bench-loop.jsonl")
