@@ -26,7 +26,7 @@ def gpu_session(work: Path, *args: str, env: dict) -> subprocess.CompletedProces
 def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     work = tmp_path / "repo"  # a checkout's layout: the script, the suites, the committed results
     (work / "tools").mkdir(parents=True)
-    for script in ("gpu_session.sh", "land_results.sh"):
+    for script in ("gpu_session.sh", "land_results.sh", "step_trace.py"):
         shutil.copy(REPO / "tools" / script, work / "tools")
     shutil.copytree(REPO / "suites", work / "suites")
     shutil.copytree(REPO / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))  # the model benchmarks run from it
@@ -36,7 +36,8 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(out),
                KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
-               OWED_FULL=f"smoke:{CELL}", BENCH_MODELS="cnn_tiny")
+               OWED_FULL=f"smoke:{CELL}", BENCH_MODELS="cnn_tiny", TRACE_MODELS="cnn_tiny", TRACE_PRECISIONS="fp32",
+               TRACE_BATCH="4", TRACE_STEPS="2")
     first = gpu_session(work, "owed", "400", env=env)
     assert "== determinism: finished in an earlier call" in first.stdout and f"[1/1] {CELL}" in first.stdout
     # At most 8 files come back from a call: everything travels in two archives.
@@ -48,14 +49,14 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     assert any(n.startswith(".gpu-state/teachers/") and n.endswith(".pt") for n in names), names
     # fp8: its test skips without a GPU, so nothing was checked and it is not done.
     assert "== fp8: nothing could run here; the next call tries again" in first.stdout
-    assert "finished: determinism bench loop models-forward models-train full" in first.stdout
+    assert "finished: determinism bench loop trace models-forward models-train full" in first.stdout
 
     shutil.rmtree(work / ".gpu-state")  # landing happens in the session's own checkout
     landed = gpu_session(work, "land", str(out), env=env)
     result = json.loads((work / "reports" / "results" / "cpu" / "smoke" / f"{CELL}.json").read_text())
     assert result["status"] == "ok" and result["config"]["device_class"] == "cpu"
     done = (work / "reports" / "gpu-owed-done.txt").read_text().splitlines()
-    assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "loop", "models-forward", "models-train", "full"]
+    assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "loop", "trace", "models-forward", "models-train", "full"]
     assert "1 ok" in landed.stdout
     # Every model's throughput (here narrowed to cnn_tiny by BENCH_MODELS) lands as a run with
     # its tables, apart from the saved baselines that nox -s bench compares against.
@@ -64,6 +65,9 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
         assert [b["params"]["name"] for b in json.loads(run.read_text())["benchmarks"]] == ["cnn_tiny"]
         assert title in run.with_suffix(".md").read_text()
     assert not list((work / "benchmarks").glob("*.json"))
+    (trace,) = (work / "benchmarks" / "runs").glob("cpu-step-trace-*.jsonl")
+    (row,) = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert row["model"] == "cnn_tiny" and row["wall_ms_per_step"] > 0 and row["top_level_ops_per_step"] > 0
 
     # A later session: a fresh checkout (no .gpu-state) starts from what was committed; with the
     # full-scale part reopened, the committed result is current, so nothing trains again.
@@ -82,7 +86,7 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     assert "== loop: finished in an earlier call" in later.stdout
     assert "[suite] smoke: 1 cells, 1 already done, 0 to run on cpu" in later.stdout
     assert "== models-train: finished in an earlier call" in later.stdout
-    assert "finished: determinism bench loop models-forward models-train full" in later.stdout
+    assert "finished: determinism bench loop trace models-forward models-train full" in later.stdout
 
 
 def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):
@@ -148,3 +152,11 @@ def test_a_profile_past_its_deadline_still_packs_what_it_has(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["profile.txt", "quick.tgz"]
     landed = gpu_session(work, "land", str(out), env=env)
     assert "quick profile: results in reports/quick-profile/" in landed.stdout
+
+
+def test_step_trace_names_an_unknown_model_and_a_precision_the_device_lacks():
+    """tools/step_trace.py (the owed queue's trace part) fails with the reason, not a traceback."""
+    for args, said in ((["--model", "nope"], "unknown model 'nope'; known: "), (["--model", "cnn_tiny", "--precision", "fp16"], "'fp16' cannot run on cpu")):
+        proc = subprocess.run([sys.executable, "tools/step_trace.py", *args, "--device", "cpu", "--steps", "1"], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -21,6 +21,8 @@
 #         fp8          the fp8-training determinism test (torchao from .whl; Hopper)
 #         bench        the KD-loss and KD-step benchmarks three times, and their run-to-run noise
 #         loop         the 5× target: seed-style KD loop against kdbench's loop (tools/bench_loop.py)
+#         trace        where a training step's time goes, host or device (tools/step_trace.py): the
+#                      canonical recipe's resnet56 and resnet20 at batch 64, bf16 and fp32
 #         models-forward, models-train
 #                      inference and training-step throughput of every registered model at each
 #                      precision (tests/test_bench.py), once each: absolute figures, landed under
@@ -130,6 +132,19 @@ run_bench() {  # $1: pytest -k selection (empty: every benchmark)
 
 run_loop() { python3 tools/bench_loop.py --data-root "$KDBENCH_DATA" | tee "$OUT/bench-loop.jsonl"; }
 
+run_trace() {  # TRACE_MODELS, TRACE_PRECISIONS, TRACE_BATCH, TRACE_STEPS narrow it (the CPU rehearsal does)
+  local p m args=()
+  for m in ${TRACE_MODELS:-resnet56 resnet20}; do args+=(--model "$m"); done
+  local rc=0
+  for p in ${TRACE_PRECISIONS:-bf16 fp32}; do
+    python3 tools/step_trace.py "${args[@]}" --batch "${TRACE_BATCH:-64}" --steps "${TRACE_STEPS:-20}" --precision "$p" \
+      >> "$OUT/step-trace.jsonl" 2>> "$OUT/step-trace.log" || { rc=$?; break; }
+  done
+  cat "$OUT/step-trace.jsonl" 2>/dev/null
+  [ "$rc" = 0 ] || tail -5 "$OUT/step-trace.log"  # the reason (the profiler's own notes go to the log too)
+  return "$rc"
+}
+
 run_models() {  # $1: the benchmark test function, $2: the run's name (bench-NAME.json under $OUT)
   local k="$1"; [ -n "${BENCH_MODELS:-}" ] && k="$1 and ($BENCH_MODELS)"
   python3 -m pytest -q -m benchmark tests/test_bench.py -k "$k" --benchmark-enable --benchmark-json="$OUT/bench-$2.json" \
@@ -213,7 +228,7 @@ case "$step" in
       [ -d "$d" ] && mkdir -p "$STATE/results/$(basename "$d")" && cp -n "$d"*.json "$d"*.csv "$STATE/results/$(basename "$d")/" 2>/dev/null || true
     done
     export OUT KDBENCH_DATA KDBENCH_CACHE
-    export -f run_determinism run_bench run_loop run_models
+    export -f run_determinism run_bench run_loop run_trace run_models
     part() {  # name, cap in seconds, function and arguments: run unless done or no time is left
       local name=$1 cap=$2 left
       shift 2
@@ -247,6 +262,7 @@ case "$step" in
     part loop "${CAP_LOOP:-120}" run_loop
     # Before the full-scale cells: 'full' is finished only when every one of them is, which takes
     # more than a session, so anything after it would never run.
+    part trace "${CAP_TRACE:-120}" run_trace
     part models-forward "${CAP_MODELS:-300}" run_models test_forward_throughput models-forward
     part models-train "${CAP_MODELS:-300}" run_models test_train_step_throughput models-train
     if ! grep -qx full "$STATE/done"; then
@@ -256,7 +272,7 @@ case "$step" in
     # At most 8 files come back from $OUT: the logs and benchmark runs travel as one archive.
     (cd "$OUT" && find . -maxdepth 1 -type f ! -name gpu-state.tgz -printf '%f\n' | tar czf owed-logs.tgz -T - \
       && find . -maxdepth 1 -type f ! -name gpu-state.tgz ! -name owed-logs.tgz -delete)
-    echo "finished: $(tr "\n" " " < "$STATE/done")(the queue: determinism fp8 bench loop models-forward models-train full)"
+    echo "finished: $(tr "\n" " " < "$STATE/done")(the queue: determinism fp8 bench loop trace models-forward models-train full)"
     ;;
   land)
     dir="${2:?usage: bash tools/gpu_session.sh land DIR (files_at of the call)}"
@@ -288,6 +304,12 @@ print(re.sub('[^a-z0-9]+','-',(k.get('gpu') or 'cpu').lower()).strip('-'))" "$f"
       cp "$f" "benchmarks/runs/$name.json" && python3 -m kdbench bench-report "benchmarks/runs/$name.json" > /dev/null \
         && echo "model throughput: benchmarks/runs/$name.md"
     done
+    if grep -qs busy_over_wall "$dir/step-trace.jsonl"; then  # named like the model runs: GPU (or cpu), then date
+      gpu=$(python3 -c "import json,re,sys; r=json.loads(open(sys.argv[1]).readline()); \
+print(re.sub('[^a-z0-9]+','-',(r['gpu'] or 'cpu').lower()).strip('-'))" "$dir/step-trace.jsonl")
+      mkdir -p benchmarks/runs && cp "$dir/step-trace.jsonl" "benchmarks/runs/$gpu-step-trace-$(date +%Y%m%d).jsonl"
+      echo "step trace: benchmarks/runs/$gpu-step-trace-$(date +%Y%m%d).jsonl"
+    fi
     if grep -qs images_per_s "$dir/bench-loop.jsonl"; then  # named like the benchmark baseline: GPU, then date
       gpu=$(python3 -c "import json,re,sys; r=json.loads([l for l in open(sys.argv[1]) if l.startswith('{')][0]); \
 print(re.sub('[^a-z0-9]+','-',r['gpu'].lower()).strip('-'))" "$dir/bench-loop.jsonl")
