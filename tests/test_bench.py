@@ -14,6 +14,7 @@ import torch
 from kdbench import precision as prec
 from kdbench.losses import kd_loss
 from kdbench.models import MODELS, build_model
+from kdbench.plain_step import plain_train_step
 
 pytestmark = pytest.mark.benchmark
 
@@ -181,18 +182,9 @@ def test_train_step_throughput(benchmark, name, precision):
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(0)
     model = build_model(name, 3, 10, 32).to(DEVICE).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    scaler = prec.grad_scaler(policy, DEVICE)
     x = torch.randn(TRAIN_BATCH, 3, 32, 32, device=DEVICE)
     y = torch.randint(0, 10, (TRAIN_BATCH,), device=DEVICE)
-
-    def step():
-        with prec.autocast(policy, DEVICE):
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+    step = plain_train_step(model, policy, DEVICE, x, y)
 
     try:
         gpu_ms = bench_synced(benchmark, step, warmup=1, gpu_iters=10)

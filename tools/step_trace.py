@@ -1,9 +1,9 @@
 """Where one model's training step spends its time: on the host (Python, dispatch, kernel
 launches) or on the device. Prints one JSON line per model.
 
-The step is the plain one of tests/test_bench.py's training-step benchmark (forward, cross-entropy,
-backward, SGD with momentum; the precision's autocast and flags; deterministic kernels, as in a
-run), on random 32×32 data already on the device. After warm-up it is timed for --steps steps
+The step is kdbench.plain_step's, the one tests/test_bench.py's training-step benchmark times
+(forward, cross-entropy, backward, SGD with momentum; the precision's autocast and flags;
+deterministic kernels, as in a run), on random 32×32 data already on the device. After warm-up it is timed for --steps steps
 (wall, synchronised), then the same number of steps run under torch.profiler, which gives the
 kernels a step and their summed duration: the device's busy time. busy / wall well below 1 means
 the GPU waits on the host, so CUDA graphs or torch.compile are the lever, not faster kernels.
@@ -32,6 +32,7 @@ from kdbench import precision as prec  # noqa: E402
 from kdbench.determinism import pick_device  # noqa: E402
 from kdbench.errors import KDBenchError  # noqa: E402
 from kdbench.models import build_model  # noqa: E402
+from kdbench.plain_step import plain_train_step  # noqa: E402
 
 
 def trace_step(model_name: str, batch: int, precision: str, device: torch.device, steps: int, warmup: int,
@@ -41,18 +42,9 @@ def trace_step(model_name: str, batch: int, precision: str, device: torch.device
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(0)
     model = build_model(model_name, channels, classes, image_size).to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    scaler = prec.grad_scaler(policy, device)
     x = torch.randn(batch, channels, image_size, image_size, device=device)
     y = torch.randint(0, classes, (batch,), device=device)
-
-    def step():
-        with prec.autocast(policy, device):
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+    step = plain_train_step(model, policy, device, x, y)
 
     def sync():
         if device.type == "cuda":
