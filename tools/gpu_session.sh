@@ -299,7 +299,7 @@ print(re.sub('[^a-z0-9]+','-',(k.get('gpu') or 'cpu').lower()).strip('-')+'-kd-'
     for f in "$dir"/bench-models-*.json; do  # absolute throughput of every model: kept with its Markdown tables
       [ -f "$f" ] || continue
       mkdir -p benchmarks/runs
-      name=$(python3 -c "import json,re,sys,datetime as d; k=json.load(open(sys.argv[1]))['machine_info']['kdbench']; \
+      name=$(python3 -c "import json,re,sys; k=json.load(open(sys.argv[1]))['machine_info']['kdbench']; \
 print(re.sub('[^a-z0-9]+','-',(k.get('gpu') or 'cpu').lower()).strip('-'))" "$f")-$(basename "$f" .json | sed 's/^bench-//')-$(date +%Y%m%d)
       cp "$f" "benchmarks/runs/$name.json" && python3 -m kdbench bench-report "benchmarks/runs/$name.json" > /dev/null \
         && echo "model throughput: benchmarks/runs/$name.md"
