@@ -3,9 +3,9 @@ launches) or on the device. Prints one JSON line per model.
 
 The step is kdbench.plain_step's, the one tests/test_bench.py's training-step benchmark times
 (forward, cross-entropy, backward, SGD with momentum; the precision's autocast and flags;
-deterministic kernels, as in a run), on random 32×32 data already on the device. After warm-up it is timed for --steps steps
-(wall, synchronised), then the same number of steps run under torch.profiler, which gives the
-kernels a step and their summed duration: the device's busy time. busy / wall well below 1 means
+deterministic kernels, as in a run), on random 32×32 data already on the device. After warm-up
+it is timed for --steps steps (wall, synchronised), then the same number of steps run under
+torch.profiler, which gives the kernels a step and their summed duration: the device's busy time. busy / wall well below 1 means
 the GPU waits on the host, so CUDA graphs or torch.compile are the lever, not faster kernels.
 Why: the canonical recipe's resnet56 at batch 64 took ~35 ms a step on the H200 (2026-11-27),
 ~1 TFLOP/s, and this says where that goes. On a CPU only the wall time and the operator count
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kdbench import precision as prec  # noqa: E402
 from kdbench.determinism import pick_device  # noqa: E402
 from kdbench.errors import KDBenchError  # noqa: E402
-from kdbench.models import build_model  # noqa: E402
+from kdbench.models import MODELS, build_model  # noqa: E402
 from kdbench.plain_step import plain_train_step  # noqa: E402
 
 
@@ -93,12 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.steps < 1 or args.batch < 1:
         p.error("--steps and --batch must be at least 1")
+    models = args.model or ["resnet56", "resnet20"]
+    unknown = [m for m in models if m not in MODELS.names()]
+    if unknown:  # before any model runs, with the registered names
+        print(f"step_trace: {MODELS.unknown_message(unknown[0])}", file=sys.stderr)
+        return 2
     try:
         device = pick_device(args.device)
-        for name in args.model or ["resnet56", "resnet20"]:
+        for name in models:
             print(json.dumps(trace_step(name, args.batch, args.precision, device, args.steps, args.warmup)), flush=True)
-    except (KDBenchError, KeyError) as e:  # KeyError: an unknown model, with the registered names
-        print(f"step_trace: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+    except KDBenchError as e:
+        print(f"step_trace: {e}", file=sys.stderr)
         return 2
     return 0
 
