@@ -105,6 +105,25 @@ def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):
     assert "finished: determinism fp8 loop full bench" in second.stdout
 
 
+def test_landing_a_call_that_carried_an_older_state_keeps_the_queue_position(tmp_path):
+    # Seen on the H200: a second call started before the first was landed carries the older
+    # .gpu-state/done; landing it after the first must not reopen what the first finished.
+    work = tmp_path / "repo"
+    env = script_checkout(work, "gpu_session.sh", "land_results.sh")
+    (work / "reports" / "results").mkdir(parents=True)
+    (work / "reports" / "gpu-owed-done.txt").write_text("# landed from the first call\ndeterminism\nbench\ntrace\n")
+    call = tmp_path / "call"
+    (call / ".gpu-state" / "results").mkdir(parents=True)
+    (call / ".gpu-state" / "done").write_text("determinism\nloop\n")
+    call.joinpath("out").mkdir()
+    with tarfile.open(call / "out" / "gpu-state.tgz", "w:gz") as t:
+        t.add(call / ".gpu-state", arcname=".gpu-state")
+    gpu_session(work, "land", str(call / "out"), env=env)
+    done = (work / "reports" / "gpu-owed-done.txt").read_text().splitlines()
+    assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "trace", "loop"]
+    assert (work / ".gpu-state" / "done").read_text().split() == ["determinism", "bench", "trace", "loop"]
+
+
 def profile_env(tmp_path: Path, work: Path, out: Path, **more: str) -> dict:
     """A checkout at ``work`` and the environment of a quick profile of the smoke suite on the CPU."""
     return dict(script_checkout(work, "gpu_session.sh", "land_results.sh"), OUT=str(out), KDBENCH_DEVICE="cpu",

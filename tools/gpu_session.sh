@@ -315,8 +315,12 @@ print(re.sub('[^a-z0-9]+','-',(r['gpu'] or 'cpu').lower()).strip('-'))" "$dir/st
 print(re.sub('[^a-z0-9]+','-',r['gpu'].lower()).strip('-'))" "$dir/bench-loop.jsonl")
       cp "$dir/bench-loop.jsonl" "benchmarks/kd-loop-$gpu-$(date +%Y%m%d).jsonl"
     fi
+    # The queue position only moves forward: a call that carried an older .gpu-state (a 'full'
+    # call started before the previous call was landed) must not undo what the committed file holds.
+    { [ -f "$DONE_FILE" ] && grep -v '^#' "$DONE_FILE"; cat "$STATE/done"; } | awk 'NF && !seen[$0]++' > "$STATE/done.merged"
+    mv "$STATE/done.merged" "$STATE/done"
     { echo "# Parts of 'tools/gpu_session.sh owed' that ran to their end on a GPU (written by its land step;"
-      echo "# delete a line to run that part again). Last landed $(date -u +%F) at $(git rev-parse --short HEAD 2>/dev/null || echo "an unknown revision")."
+      echo "# to run a part again, delete its line here and in .gpu-state/done). Last landed $(date -u +%F) at $(git rev-parse --short HEAD 2>/dev/null || echo "an unknown revision")."
       cat "$STATE/done"; } > "$DONE_FILE"
     echo "done: $(tr '\n' ' ' < "$STATE/done")(in $DONE_FILE: commit it with the results)"
     ;;
