@@ -82,14 +82,19 @@ STATE_MAX_BYTES=$(( 15 * 1024 * 1024 ))    # one file back from $OUT is at most 
 # than one session's budget (see above for what resumes where).
 FULL_CELLS=(
   "s1-cifar10:*__student_light__fp32__kd__*"
+  # canonical on the shipped subset, before s3: its teacher (4.2 min on the H200) and the KD
+  # student's checkpoint are small enough to travel in .gpu-state, so what is left of it (the KD
+  # student cut at epoch 231/240 on 2026-11-27, then DKD: 1.6-3.2 min a student) fits any call.
+  # On CIFAR-10 the same pair needs ~3 h of the H200 (the teacher 1.8 h at 26.9 s an epoch: batch
+  # 64 of a 56-layer CNN is bound by kernel launches, tools/step_trace.py: the GPU busy 26 %).
+  "canonical-cifar:fmnist-smoke__resnet56__resnet20__*"
+  # s3's ResNet-50 teacher: 30 epochs at ~12 s on the H200, then the student: ~11 min in all,
+  # more than what one call leaves, and its checkpoint (> 15 MiB) resumes only on the same warm
+  # machine: call 'full' again at once after an owed call that cut it.
   "s3-cifar10:cifar10-jpeg__timm-resnet50__timm-resnet18__bf16__kd__*"
   "s5-imagenette:*__kd__*"
   "s1-cifar10:*__student_light__fp32__none__*"
   "s4-fmnist:*__rescnn_b4__fp32__kd__*"
-  # canonical on the shipped subset (its teacher 4.4 min, each student 1.9-3.2 min on the H200,
-  # 2026-11-27 quick profile; none landed): on CIFAR-10 the same pair needs ~3 h of the H200 (the
-  # teacher 1.8 h at 26.9 s an epoch: batch 64 of a 56-layer CNN is bound by kernel launches).
-  "canonical-cifar:fmnist-smoke__resnet56__resnet20__*"
   "s2-cifar10:cifar10-jpeg__*__kd__*"  # CIFAR-10: the fmnist-smoke stand-in runs on a CPU
 )
 # OWED_FULL="suite:glob …" replaces the list (tests/test_gpu_session.py rehearses on the smoke suite).
