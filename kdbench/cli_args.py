@@ -39,6 +39,9 @@ def run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--cells", help="only cells whose id matches this glob")
     p.add_argument("--shard", help="run shard i of n (i/n), split by teacher")
+    p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                   help="save a long training's state after an epoch at most this often (default 60; 0: after every epoch). "
+                        "Shorter loses less to a hard deadline (a batch job's time limit) for a little time spent saving")
 
 
 def run_options(args):
@@ -49,6 +52,10 @@ def run_options(args):
                       download=args.download, device=pick_device(args.device))
     if args.cache:
         opts.cache_dir = Path(args.cache)
+    if args.checkpoint_every is not None:
+        if not args.checkpoint_every >= 0:  # also NaN
+            raise KDBenchError(f"--checkpoint-every takes seconds, 0 or more; got {args.checkpoint_every}")
+        opts.checkpoint_every_s = args.checkpoint_every
     return opts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,27 @@ def test_nan_loss_fails_the_cell_and_the_suite_goes_on(tmp_path):
         res = json.loads(f.read_text())
         assert res["status"] == "failed"
         assert res["failure"]["step"] >= 1 and "loss became" in res["failure"]["reason"]
+
+
+def test_checkpoint_every_sets_how_much_a_hard_stop_loses(tmp_path):
+    # A deadline (gpu_session.sh, a batch job's limit) ends a run with SIGTERM mid-epoch; with
+    # --checkpoint-every 0 the state after each epoch is on disk, so the next run resumes there
+    # (the default, 60 s, would have saved nothing in a run this short).
+    args = ["run", "suites/smoke.yaml", "--results", str(tmp_path / "r"), "--cells", "*cnn_tiny*__kd__*", "--device", "cpu",
+            "--set", "split.max_per_class=40", "--set", "teacher.epochs=4", "--set", "student.epochs=1"]
+    bad = kdbench(*args, "--checkpoint-every", "-5", tmp=tmp_path)
+    assert bad.returncode == 2 and "--checkpoint-every takes seconds, 0 or more; got -5.0" in bad.stderr
+    env = dict(os.environ, KDBENCH_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
+    with subprocess.Popen([sys.executable, "-m", "kdbench", *args, "--checkpoint-every", "0"], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            if "teacher cnn_medium epoch 3/4" in line and " loss " in line:  # epoch 2's state was saved before epoch 3 began
+                proc.terminate()
+                break
+        rest = proc.stdout.read()
+    assert proc.returncode != 0 and "stopped by SIGTERM" in rest
+    resumed = kdbench(*args, tmp=tmp_path, check=True)
+    assert re.search(r"teacher cnn_medium: resumed after epoch [23]/4", resumed.stdout), resumed.stdout
 
 
 def test_second_run_of_a_suite_is_refused_while_one_holds_it(tmp_path):

@@ -168,8 +168,11 @@ run_full() {
     if [ "$left" -le 30 ]; then all=1; break; fi
     echo "== $suite $cells (${left} s left)"
     rc=0
+    # --checkpoint-every: the deadline's SIGTERM loses at most this much training (the default
+    # minute cut the canonical KD student back from epoch 231 to 156 of 240 on 2026-11-27).
     # shellcheck disable=SC2086  # EXTRA is a list of arguments
-    timeout "$left" python3 -m kdbench run "suites/$suite.yaml" --cells "$cells" --device "$DEVICE" --results "$STATE/results" $EXTRA \
+    timeout "$left" python3 -m kdbench run "suites/$suite.yaml" --cells "$cells" --device "$DEVICE" --results "$STATE/results" \
+      --checkpoint-every "${CHECKPOINT_EVERY_S:-15}" $EXTRA \
       >> "$OUT/full-$suite.log" 2>&1 || rc=$?
     grep -E "^\[|done in|resumed|FAILED|UNSUPPORTED|error" "$OUT/full-$suite.log" | tail -8 || true
     [ "$rc" = 0 ] || { echo "   exit $rc (124: cut by the deadline; the next call resumes it)"; all=1; }
