@@ -18,13 +18,20 @@ def _per_model(benches: list[dict], prefix: str, title: str) -> list[str]:
     chosen = [b for b in benches if b["name"].startswith(prefix)]
     if not chosen:
         return []
-    base = {b["extra_info"]["model"]: _median_us(b) for b in chosen if b["extra_info"]["precision"] == "fp32"}
+    # A model may be benchmarked at several inputs (the suites' models): each its own fp32 baseline.
+    with_input = any("input" in b["extra_info"] for b in chosen)
+
+    def key(b: dict) -> tuple:
+        return b["extra_info"]["model"], b["extra_info"].get("input", "")
+
+    base = {key(b): _median_us(b) for b in chosen if b["extra_info"]["precision"] == "fp32"}
     rows = []
-    for b in sorted(chosen, key=lambda b: (b["extra_info"]["model"], b["extra_info"]["precision"])):
+    for b in sorted(chosen, key=lambda b: (*key(b), b["extra_info"]["precision"])):
         e = b["extra_info"]
-        rows.append([e["model"], e["precision"], e["batch"], f"{_median_us(b) / 1e3:.3f}", e.get("images_per_s", "—"),
-                     f"{base[e['model']] / _median_us(b):.2f}×" if e["model"] in base else "—"])
-    return [f"## {title}", "", tabulate(rows, ["model", "precision", "batch", "wall ms", "images/s (GPU time)", "speed vs fp32"], tablefmt="github"), ""]
+        rows.append([e["model"], *([e.get("input", "")] if with_input else []), e["precision"], e["batch"], f"{_median_us(b) / 1e3:.3f}",
+                     e.get("images_per_s", "—"), f"{base[key(b)] / _median_us(b):.2f}×" if key(b) in base else "—"])
+    head = ["model", *(["input"] if with_input else []), "precision", "batch", "wall ms", "images/s (GPU time)", "speed vs fp32"]
+    return [f"## {title}", "", tabulate(rows, head, tablefmt="github"), ""]
 
 
 def bench_tables(path: Path) -> str:
@@ -59,6 +66,8 @@ def bench_tables(path: Path) -> str:
 
     out += _per_model(benches, "test_forward_throughput", "Inference throughput, 32×32 inputs")
     out += _per_model(benches, "test_train_step_throughput", "Training step (forward, CE, backward, SGD; deterministic), 32×32 inputs")
+    out += _per_model(benches, "test_suite_model_forward", "Inference throughput, the suites' timm and 224×224 models at their suite's input")
+    out += _per_model(benches, "test_suite_model_train_step", "Training step, the suites' timm and 224×224 models at their suite's input")
 
     st = [b for b in benches if b["name"].startswith("test_kd_train_step")]  # with test_kd_train_step_graphed
     if st:

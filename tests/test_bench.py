@@ -16,6 +16,8 @@ from kdbench.losses import kd_loss
 from kdbench.models import MODELS, build_model
 from kdbench.plain_step import plain_train_step
 
+from .conftest import REPO
+
 pytestmark = pytest.mark.benchmark
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -141,20 +143,20 @@ FWD_PRECISIONS = ["fp32", "tf32", "bf16", "fp16"] if ON_GPU else ["fp32"]
 FWD_BATCH = 1024 if ON_GPU else 32
 
 
-@pytest.mark.parametrize("precision", FWD_PRECISIONS)
-@pytest.mark.parametrize("name", MODELS.names())
-def test_forward_throughput(benchmark, name, precision):
+def forward_bench(benchmark, name: str, precision: str, channels: int, size: int, classes: int, batch: int, **info) -> None:
+    """Inference of one model on one batch of random images, timed with synchronisation, GPU
+    time from CUDA events beside it; ``info`` goes into the benchmark's extra_info too."""
     policy = prec.get_policy(precision, DEVICE)
     prec.apply_global_flags(policy)
     torch.manual_seed(0)
-    model = build_model(name, 3, 10, 32).to(DEVICE).eval()
-    x = torch.randn(FWD_BATCH, 3, 32, 32, device=DEVICE)
+    model = build_model(name, channels, classes, size).to(DEVICE).eval()
+    x = torch.randn(batch, channels, size, size, device=DEVICE)
 
     def fwd():
         with torch.no_grad(), prec.autocast(policy, DEVICE):
             model(x)
 
-    for _ in range(3):
+    for _ in range(3 if ON_GPU else 1):  # cuDNN's algorithm choice and the caching allocator settle on a GPU
         fwd()
     sync()
 
@@ -164,9 +166,30 @@ def test_forward_throughput(benchmark, name, precision):
 
     benchmark(timed)
     gpu_ms = cuda_event_ms(fwd, iters=20)
-    benchmark.extra_info.update(model=name, precision=precision, batch=FWD_BATCH, device=str(DEVICE))
+    benchmark.extra_info.update(model=name, precision=precision, batch=batch, device=str(DEVICE), **info)
     if gpu_ms is not None:
-        benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(FWD_BATCH / (gpu_ms / 1e3)))
+        benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(batch / (gpu_ms / 1e3)))
+
+
+def train_step_bench(benchmark, name: str, precision: str, channels: int, size: int, classes: int, batch: int, **info) -> None:
+    """One optimisation step (forward, cross-entropy, backward, SGD) with deterministic kernels
+    on, as in a real run; ``info`` goes into the benchmark's extra_info too."""
+    policy = prec.get_policy(precision, DEVICE)
+    prec.apply_global_flags(policy)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(0)
+    model = build_model(name, channels, classes, size).to(DEVICE).train()
+    x = torch.randn(batch, channels, size, size, device=DEVICE)
+    y = torch.randint(0, classes, (batch,), device=DEVICE)
+    step = plain_train_step(model, policy, DEVICE, x, y)
+
+    try:
+        gpu_ms = bench_synced(benchmark, step, warmup=1, gpu_iters=10)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    benchmark.extra_info.update(model=name, precision=precision, batch=batch, device=str(DEVICE), **info)
+    if gpu_ms is not None:
+        benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(batch / (gpu_ms / 1e3)))
 
 
 TRAIN_BATCH = 256 if ON_GPU else 8
@@ -174,25 +197,67 @@ TRAIN_BATCH = 256 if ON_GPU else 8
 
 @pytest.mark.parametrize("precision", FWD_PRECISIONS)
 @pytest.mark.parametrize("name", MODELS.names())
-def test_train_step_throughput(benchmark, name, precision):
-    """One optimisation step (forward, cross-entropy, backward, SGD) of every registered model,
-    deterministic kernels on as in a real run, at 3×32×32 and 10 classes."""
-    policy = prec.get_policy(precision, DEVICE)
-    prec.apply_global_flags(policy)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(0)
-    model = build_model(name, 3, 10, 32).to(DEVICE).train()
-    x = torch.randn(TRAIN_BATCH, 3, 32, 32, device=DEVICE)
-    y = torch.randint(0, 10, (TRAIN_BATCH,), device=DEVICE)
-    step = plain_train_step(model, policy, DEVICE, x, y)
+def test_forward_throughput(benchmark, name, precision):
+    """Inference of every registered model at 3×32×32 and 10 classes."""
+    forward_bench(benchmark, name, precision, 3, 32, 10, FWD_BATCH)
 
-    try:
-        gpu_ms = bench_synced(benchmark, step, warmup=1, gpu_iters=10)
-    finally:
-        torch.use_deterministic_algorithms(False)
-    benchmark.extra_info.update(model=name, precision=precision, batch=TRAIN_BATCH, device=str(DEVICE))
-    if gpu_ms is not None:
-        benchmark.extra_info.update(gpu_ms=round(gpu_ms, 3), images_per_s=round(TRAIN_BATCH / (gpu_ms / 1e3)))
+
+@pytest.mark.parametrize("precision", FWD_PRECISIONS)
+@pytest.mark.parametrize("name", MODELS.names())
+def test_train_step_throughput(benchmark, name, precision):
+    """One training step of every registered model at 3×32×32 and 10 classes."""
+    train_step_bench(benchmark, name, precision, 3, 32, 10, TRAIN_BATCH)
+
+
+# The suites' models that the registry's list above leaves out, or holds only at an input that
+# is not their suite's: timm's, by name, and S5's pair at 224×224. Each at the input of a suite
+# that uses it (model, channels, image size, classes); test_every_suite_model_is_benchmarked
+# keeps the list complete.
+SUITE_INPUTS = [
+    ("timm/efficientnet_b4", 3, 32, 10),  # s1-cifar10's teacher
+    ("timm/resnet50", 3, 32, 10),  # s3-cifar10's chain
+    ("timm/resnet34", 3, 32, 10),
+    ("timm/resnet18", 3, 32, 10),
+    ("timm/resnet18", 1, 28, 10),  # s4-fmnist's teacher, on Fashion-MNIST
+    ("timm/deit_small_distilled_patch16_224", 3, 224, 2),  # s5-imagenette's pair
+    ("tv_resnet50_dropout", 3, 224, 2),
+]
+
+
+def suite_batch(base: int, size: int) -> int:
+    """The batch for a suite model on a GPU: the 32×32 one, a quarter of it at 224×224 (memory).
+    On the CPU, 2: CI runs each once, to keep it from rotting, and these models are large."""
+    if not ON_GPU:
+        return 2
+    return base if size <= 64 else base // 4
+
+
+SUITE_IDS = [f"{m}-{c}x{s}" for m, c, s, _ in SUITE_INPUTS]
+
+
+@pytest.mark.parametrize("precision", FWD_PRECISIONS)
+@pytest.mark.parametrize("name, channels, size, classes", SUITE_INPUTS, ids=SUITE_IDS)
+def test_suite_model_forward(benchmark, name, channels, size, classes, precision):
+    forward_bench(benchmark, name, precision, channels, size, classes, suite_batch(FWD_BATCH, size), input=f"{channels}×{size}×{size}")
+
+
+@pytest.mark.parametrize("precision", FWD_PRECISIONS)
+@pytest.mark.parametrize("name, channels, size, classes", SUITE_INPUTS, ids=SUITE_IDS)
+def test_suite_model_train_step(benchmark, name, channels, size, classes, precision):
+    train_step_bench(benchmark, name, precision, channels, size, classes, suite_batch(TRAIN_BATCH, size), input=f"{channels}×{size}×{size}")
+
+
+def test_every_suite_model_is_benchmarked():
+    """Every teacher, assistant and student a suite names has a throughput benchmark: at
+    3×32×32 with the registry's models, or in SUITE_INPUTS."""
+    from kdbench.suite import load_suite
+
+    named = set()
+    for path in sorted((REPO / "suites").glob("*.yaml")):
+        for cell in load_suite(path).cells():
+            named |= {cell.teacher, cell.student, *cell.assistants}
+    benchmarked = set(MODELS.names()) | {m for m, *_ in SUITE_INPUTS}
+    assert not named - benchmarked, f"models of suites/ with no throughput benchmark: add them to SUITE_INPUTS: {sorted(named - benchmarked)}"
 
 
 def kd_step_setup(precision: str, deterministic: bool, batch: int):

@@ -92,12 +92,20 @@ def test_bench_tables_state_ratios_against_the_same_runs_baseline(tmp_path):
         b("test_forward_throughput[m-fp32]", 4e-3, model="m", precision="fp32", batch=8),
         b("test_kd_train_step[bf16-True]", 5e-3, precision="bf16", deterministic=True, batch=256),
         b("test_kd_train_step_graphed[bf16]", 1e-3, precision="bf16", deterministic=True, batch=256, graphed=True),
+        b("test_suite_model_forward[r-3x32-fp32]", 2e-3, model="r", precision="fp32", batch=8, input="3×32×32"),
+        b("test_suite_model_forward[r-1x28-fp32]", 1e-3, model="r", precision="fp32", batch=8, input="1×28×28"),
+        b("test_suite_model_forward[r-1x28-bf16]", 0.4e-3, model="r", precision="bf16", batch=8, input="1×28×28"),
     ]}
     path = tmp_path / "b.json"
     path.write_text(json.dumps(data))
     page = bench_tables(path)
     train = page[page.index("## Training step"):]
     assert "2.00×" in train and "1.00×" in page[page.index("## Inference"):page.index("## Training step")]
+    suite_models = page[page.index("## Inference throughput, the suites'"):page.index("## KD training step")]
+    # each input its own fp32 baseline: 1.0 / 0.4, not 2.0 / 0.4 against the other input's
+    [bf16_row] = [line for line in suite_models.splitlines() if "| 1×28×28 | bf16" in line]
+    assert bf16_row.rstrip(" |").endswith("2.50×"), suite_models
+    assert "| input" not in page[:page.index("## Inference throughput, the suites'")], "the 32×32 tables keep their columns"
     kd_step = page[page.index("## KD training step"):]
     assert "| eager      |" in kd_step and "| CUDA graph |" in kd_step and "5.00×" in kd_step, "the graph against the eager deterministic step"
     committed = bench_tables(REPO / "benchmarks" / "cuda-sm90-h100.json")

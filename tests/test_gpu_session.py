@@ -36,7 +36,8 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(out),
                KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
-               OWED_FULL=f"smoke:{CELL}", BENCH_MODELS="cnn_tiny", TRACE_MODELS="cnn_tiny", TRACE_PRECISIONS="fp32",
+               OWED_FULL=f"smoke:{CELL}", BENCH_MODELS="cnn_tiny or 1x28",  # 1x28: S4's timm/resnet18 on Fashion-MNIST
+               TRACE_MODELS="cnn_tiny", TRACE_PRECISIONS="fp32",
                TRACE_BATCH="4", TRACE_STEPS="2")
     first = gpu_session(work, "owed", "400", env=env)
     assert "== determinism: finished in an earlier call" in first.stdout and f"[1/1] {CELL}" in first.stdout
@@ -49,14 +50,14 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     assert any(n.startswith(".gpu-state/teachers/") and n.endswith(".pt") for n in names), names
     # fp8: its test skips without a GPU, so nothing was checked and it is not done.
     assert "== fp8: nothing could run here; the next call tries again" in first.stdout
-    assert "finished: determinism bench loop trace models-forward models-train full" in first.stdout
+    assert "finished: determinism bench loop trace models-forward models-train models-suites full" in first.stdout
 
     shutil.rmtree(work / ".gpu-state")  # landing happens in the session's own checkout
     landed = gpu_session(work, "land", str(out), env=env)
     result = json.loads((work / "reports" / "results" / "cpu" / "smoke" / f"{CELL}.json").read_text())
     assert result["status"] == "ok" and result["config"]["device_class"] == "cpu"
     done = (work / "reports" / "gpu-owed-done.txt").read_text().splitlines()
-    assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "loop", "trace", "models-forward", "models-train", "full"]
+    assert [line for line in done if not line.startswith("#")] == ["determinism", "bench", "loop", "trace", "models-forward", "models-train", "models-suites", "full"]
     assert "1 ok" in landed.stdout
     # Every model's throughput (here narrowed to cnn_tiny by BENCH_MODELS) lands as a run with
     # its tables, apart from the saved baselines that nox -s bench compares against.
@@ -64,6 +65,10 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
         (run,) = (work / "benchmarks" / "runs").glob(f"cpu-models-{kind}-*.json")
         assert [b["params"]["name"] for b in json.loads(run.read_text())["benchmarks"]] == ["cnn_tiny"]
         assert title in run.with_suffix(".md").read_text()
+    (suites_run,) = (work / "benchmarks" / "runs").glob("cpu-models-suites-*.json")
+    names = sorted(b["name"] for b in json.loads(suites_run.read_text())["benchmarks"])
+    assert names == ["test_suite_model_forward[timm/resnet18-1x28-fp32]", "test_suite_model_train_step[timm/resnet18-1x28-fp32]"]
+    assert "| timm/resnet18 | 1×28×28 |" in suites_run.with_suffix(".md").read_text()
     assert not list((work / "benchmarks").glob("*.json"))
     (trace,) = (work / "benchmarks" / "runs").glob("cpu-step-trace-*.jsonl")
     (row,) = [json.loads(line) for line in trace.read_text().splitlines()]
@@ -86,7 +91,7 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     assert "== loop: finished in an earlier call" in later.stdout
     assert "[suite] smoke: 1 cells, 1 already done, 0 to run on cpu" in later.stdout
     assert "== models-train: finished in an earlier call" in later.stdout
-    assert "finished: determinism bench loop trace models-forward models-train full" in later.stdout
+    assert "finished: determinism bench loop trace models-forward models-train models-suites full" in later.stdout
 
 
 def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):

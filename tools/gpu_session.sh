@@ -28,6 +28,9 @@
 #                      precision (tests/test_bench.py), once each: absolute figures, landed under
 #                      benchmarks/runs/ (not a regression baseline: no noise measured for them);
 #                      BENCH_MODELS="resnet or vgg" narrows them to the models that match
+#         models-suites
+#                      the same for the suites' models that list leaves out (timm's, S5's pair at
+#                      224×224), at their suite's input (tests/test_bench.py SUITE_INPUTS)
 #         full         one full-scale KD cell per suite, cheapest first; a training cut by the
 #                      deadline resumes from its last epoch checkpoint in the next call
 #       A part is "finished" when it ran to its end, passed or failed (its marker is then in
@@ -273,6 +276,7 @@ case "$step" in
     part trace "${CAP_TRACE:-120}" run_trace
     part models-forward "${CAP_MODELS:-300}" run_models test_forward_throughput models-forward
     part models-train "${CAP_MODELS:-300}" run_models test_train_step_throughput models-train
+    part models-suites "${CAP_MODELS:-300}" run_models test_suite_model models-suites
     if ! grep -qx full "$STATE/done"; then
       if run_full "$deadline"; then echo full >> "$STATE/done"; fi
     fi
@@ -280,7 +284,7 @@ case "$step" in
     # At most 8 files come back from $OUT: the logs and benchmark runs travel as one archive.
     (cd "$OUT" && find . -maxdepth 1 -type f ! -name gpu-state.tgz -printf '%f\n' | tar czf owed-logs.tgz -T - \
       && find . -maxdepth 1 -type f ! -name gpu-state.tgz ! -name owed-logs.tgz -delete)
-    echo "finished: $(tr "\n" " " < "$STATE/done")(the queue: determinism fp8 bench loop trace models-forward models-train full)"
+    echo "finished: $(tr "\n" " " < "$STATE/done")(the queue: determinism fp8 bench loop trace models-forward models-train models-suites full)"
     ;;
   land)
     dir="${2:?usage: bash tools/gpu_session.sh land DIR (files_at of the call)}"
