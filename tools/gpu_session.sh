@@ -240,9 +240,11 @@ case "$step" in
     done
     export OUT KDBENCH_DATA KDBENCH_CACHE
     export -f run_determinism run_bench run_loop run_trace run_models
+    queue=()  # the parts in the order of the calls below (the last line prints it)
     part() {  # name, cap in seconds, function and arguments: run unless done or no time is left
       local name=$1 cap=$2 left
       shift 2
+      queue+=("$name")
       if grep -qx "$name" "$STATE/done"; then echo "== $name: finished in an earlier call"; return; fi
       left=$(( deadline - $(now) ))
       [ "$left" -lt "$cap" ] && { echo "== $name: needs up to $cap s, $left s left: next call"; return; }
@@ -277,6 +279,7 @@ case "$step" in
     part models-forward "${CAP_MODELS:-300}" run_models test_forward_throughput models-forward
     part models-train "${CAP_MODELS:-300}" run_models test_train_step_throughput models-train
     part models-suites "${CAP_MODELS:-300}" run_models test_suite_model models-suites
+    queue+=(full)
     if ! grep -qx full "$STATE/done"; then
       if run_full "$deadline"; then echo full >> "$STATE/done"; fi
     fi
@@ -284,7 +287,7 @@ case "$step" in
     # At most 8 files come back from $OUT: the logs and benchmark runs travel as one archive.
     (cd "$OUT" && find . -maxdepth 1 -type f ! -name gpu-state.tgz -printf '%f\n' | tar czf owed-logs.tgz -T - \
       && find . -maxdepth 1 -type f ! -name gpu-state.tgz ! -name owed-logs.tgz -delete)
-    echo "finished: $(tr "\n" " " < "$STATE/done")(the queue: determinism fp8 bench loop trace models-forward models-train models-suites full)"
+    echo "finished: $(tr "\n" " " < "$STATE/done")(the queue: ${queue[*]})"
     ;;
   land)
     dir="${2:?usage: bash tools/gpu_session.sh land DIR (files_at of the call)}"

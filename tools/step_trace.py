@@ -5,8 +5,9 @@ The step is kdbench.plain_step's, the one tests/test_bench.py's training-step be
 (forward, cross-entropy, backward, SGD with momentum; the precision's autocast and flags;
 deterministic kernels, as in a run), on random 32×32 data already on the device. After warm-up
 it is timed for --steps steps (wall, synchronised), then the same number of steps run under
-torch.profiler, which gives the kernels a step and their summed duration: the device's busy time. busy / wall well below 1 means
-the GPU waits on the host, so CUDA graphs or torch.compile are the lever, not faster kernels.
+torch.profiler, which gives the kernels a step and their summed duration: the device's busy
+time. busy / wall well below 1 means the GPU waits on the host, so CUDA graphs or
+torch.compile are the lever, not faster kernels.
 Why: the canonical recipe's resnet56 at batch 64 took ~35 ms a step on the H200 (2026-11-27),
 ~1 TFLOP/s, and this says where that goes. On a CPU only the wall time and the operator count
 are reported.
