@@ -10,8 +10,9 @@ import dataclasses
 
 import torch
 
+from .code_lineage import canonical, load_links
 from .determinism import flush_denormals
-from .fingerprint import FP8_CODE_FILES, code_fingerprint, raw_code_fingerprint
+from .fingerprint import CODE_FILES, FP8_CODE_FILES, code_fingerprint, raw_code_fingerprint
 from .prepare import Prepared
 from .suite import Cell, Suite, spec_hash
 
@@ -22,9 +23,14 @@ class CellIdentity:
         self.suite = suite
         self.device_class = device_class
         self.pretrained_sha256 = pretrained_sha256
-        self.code = code_fingerprint()
-        self.code_fp8 = code_fingerprint(FP8_CODE_FILES)
-        self.raw_code = {"": raw_code_fingerprint(), "fp8": raw_code_fingerprint(FP8_CODE_FILES)}
+        # The files' own fingerprints, and the oldest ones verified to train the same
+        # (kdbench.code_lineage), which key results and caches: a verified refactor of the
+        # training code keeps every finished result and cached training current.
+        self.files_code = {"": code_fingerprint(), "fp8": code_fingerprint(FP8_CODE_FILES)}
+        links = load_links()
+        self.code = canonical(self.files_code[""], links)
+        self.code_fp8 = canonical(self.files_code["fp8"], links)
+        self.raw_code = {k: canonical(raw_code_fingerprint(files), links) for k, files in (("", CODE_FILES), ("fp8", FP8_CODE_FILES))}
         # On a CPU, whether denormals are flushed decides the numbers (and the speed): part of
         # a CPU cell's configuration and of its cached stages' keys. GPU cells are unaffected.
         self.cpu_denormals = flush_denormals()
@@ -47,6 +53,11 @@ class CellIdentity:
     def code_of(self, cell: Cell) -> str:
         """The fingerprint of the code that trains this cell's models."""
         return self.code_fp8 if cell.precision == "fp8" else self.code
+
+    def files_code_of(self, cell: Cell) -> str:
+        """The fingerprint of the training code's files as they are now (``code_of`` may be an
+        older one, verified to train the same)."""
+        return self.files_code["fp8" if cell.precision == "fp8" else ""]
 
     def raw_code_of(self, cell: Cell) -> str:
         """The same over the files' raw bytes, comments included (what results made before

@@ -267,8 +267,10 @@ class Runner:
             "suite_spec": dataclasses.asdict(spec),
             # code_raw (the raw bytes, comments included) lets `kdbench diff` compare this result
             # with ones made before comments were left out of "code".
+            # code_files: the files' own fingerprint, where "code" is an older one verified to
+            # train the same (kdbench.code_lineage).
             "fingerprints": {"dataset": p.data.fingerprint, "split": p.split.fingerprint, "code": self.ids.code_of(cell),
-                             "code_raw": self.ids.raw_code_of(cell)},
+                             "code_raw": self.ids.raw_code_of(cell), "code_files": self.ids.files_code_of(cell)},
             "data": {"name": p.data.name, "location": p.data.location, "root_chosen_by": self.data_root_from, "notes": p.data.notes,
                      "skipped_files": len(p.data.skipped_files), "skipped_examples": p.data.skipped_files[:10],
                      "n_train": len(p.train), "n_val": len(p.val), "n_test": len(p.test)},

@@ -101,11 +101,12 @@ def committed_smoke_result(name: str, folder: Path, **config) -> dict:
     replaced (e.g. code="0" * 64 for a result of older code) and its config_hash to match."""
     import json
 
+    from kdbench.code_lineage import canonical
     from kdbench.fingerprint import code_fingerprint
     from kdbench.suite import spec_hash
 
     r = json.loads((SMOKE_RESULTS / name).read_text())
-    r["config"].update({"code": code_fingerprint(), **config})
+    r["config"].update({"code": canonical(code_fingerprint()), **config})
     r["config_hash"] = spec_hash(r["config"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text(json.dumps(r))

@@ -1,0 +1,87 @@
+"""Training-code changes shown to leave results as they were.
+
+A result, a cached teacher and a mid-training checkpoint are keyed by the fingerprint of the
+training code (kdbench.fingerprint), so any change there — a refactor, an option that is off
+in every suite — makes every finished result stale and every cached training useless: on a
+2-core CPU that is days of runs. A *link* in code_lineage.json says that the code with
+fingerprint ``code`` gives bitwise the same trainings as the code with fingerprint ``same_as``,
+and how that was shown: tools/verify_code_change.py ran the same probe cells with both and
+compared every weight hash, metric and history row. Keys and results then use the oldest
+fingerprint of the chain (``canonical``), so they stay current across the change.
+
+A link names the exact fingerprint it vouches for: edit the training code again and the new
+fingerprint has no link, so results go stale until that change is verified too. Only a
+verification adds links; nothing else writes the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import KDBenchError
+
+LINEAGE_FILE = Path(__file__).with_name("code_lineage.json")
+SCHEMA = 1
+
+
+def load_links(path: Path | None = None) -> dict[str, dict]:
+    """fingerprint → its link (the older fingerprint it is the same as, and the evidence), from
+    ``path`` (default: the package's code_lineage.json)."""
+    path = path or LINEAGE_FILE
+    if not path.exists():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+        links = {link["code"]: link for link in doc["links"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise KDBenchError(f"{path}: unreadable code lineage ({e}); restore it from git") from None
+    return links
+
+
+def canonical(fingerprint: str, links: dict[str, dict] | None = None) -> str:
+    """The oldest fingerprint verified to train as ``fingerprint`` does (itself if none)."""
+    links = load_links() if links is None else links
+    seen = {fingerprint}
+    while fingerprint in links:
+        fingerprint = links[fingerprint]["same_as"]
+        if fingerprint in seen:
+            raise KDBenchError(f"code lineage: the links form a cycle through {fingerprint[:12]}…")
+        seen.add(fingerprint)
+    return fingerprint
+
+
+def add_links(new: list[dict], path: Path) -> None:
+    """Append verified links (each with ``code``, ``same_as`` and its evidence)."""
+    doc = json.loads(path.read_text()) if path.exists() else {"schema": SCHEMA, "about": __doc__.split("\n\n")[1], "links": []}
+    have = {link["code"] for link in doc["links"]}
+    doc["links"] += [link for link in new if link["code"] not in have and link["code"] != link["same_as"]]
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+# What a result holds beyond the training's outcome: provenance, keys, paths and clocks.
+NOT_TRAINING = frozenset({
+    "config", "config_hash", "fingerprints", "environment", "started_at", "finished_at", "timing", "cost",
+    "train_seconds", "epoch_seconds", "max_memory_mib", "cache_key", "from_cache", "location", "root_chosen_by",
+})
+
+
+def training_differences(old: dict, new: dict, where: str = "") -> list[str]:
+    """Where two results of one cell differ in what training made (weights' sha256, metrics,
+    report, histories), provenance and times aside: [] means bitwise the same."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            if k in NOT_TRAINING:
+                continue
+            if k not in old or k not in new:
+                out.append(f"{where}{k}: only in the {'new' if k in new else 'old'} result")
+            else:
+                out += training_differences(old[k], new[k], f"{where}{k}.")
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return [f"{where.rstrip('.')}: {len(old)} entries, now {len(new)}"]
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in training_differences(a, b, f"{where}{i}.")]
+    # NaN equals NaN here: the same missing value in both.
+    same = old == new or (isinstance(old, float) and isinstance(new, float) and old != old and new != new)
+    return [] if same else [f"{where.rstrip('.')}: {old!r} → {new!r}"]
