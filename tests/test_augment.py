@@ -2,7 +2,7 @@
 
 import torch
 
-from kdbench.train import apply_augmentation, draw_augmentation
+from kdbench.augment import apply_augmentation, draw_augmentation
 
 ALL = ("crop", "flip", "rotate", "color")
 

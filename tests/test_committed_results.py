@@ -40,3 +40,26 @@ def test_committed_results_agree_with_the_golden_values_of_their_device_class():
                 compared.add((suite, device_class))
     # The smoke suite's results and golden values are both committed: this test compares something.
     assert ("smoke", "cpu") in compared
+
+
+def test_committed_results_of_the_current_training_code_are_current():
+    """A committed result made by today's training code (its fingerprint, or one verified to
+    train the same: kdbench.code_lineage) is current: a change in how settings are hashed (a
+    recipe field added, a default moved) that would make a run redo it fails here, not as a
+    page of stale results after the next landing."""
+    from kdbench.runner import Runner, RunOptions
+    from kdbench.suite import load_suite
+
+    checked = 0
+    for suite_dir in sorted((REPO / "reports" / "results").glob("*/*/")):
+        results = [json.loads(f.read_text()) for f in sorted(suite_dir.glob("*.json"))]
+        seeds = sorted({r["cell"]["seed"] for r in results})
+        suite = load_suite(REPO / "suites" / f"{suite_dir.name}.yaml", (f"seeds={seeds}",))
+        ids = Runner(suite, RunOptions(results_dir=suite_dir.parent)).ids
+        cells = {c.id: c for c in suite.cells()}
+        for r in results:
+            cell = cells[r["cell_id"]]
+            if r["config"]["code"] in (ids.code_of(cell), ids.raw_code_of(cell)):
+                assert ids.config_changes(cell, r) == [], (suite_dir, r["cell_id"])
+                checked += 1
+    assert checked >= 40, f"only {checked} committed results were made by the current training code"

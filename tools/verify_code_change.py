@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from kdbench.code_lineage import LINEAGE_FILE, add_links, training_differences  # noqa: E402
 from kdbench.data.base import resolve_data_root  # noqa: E402
+from kdbench.determinism import cpu_model  # noqa: E402
 
 DATA_ROOT = Path()  # set from the command line in main()
 
@@ -172,7 +173,7 @@ def main() -> int:
         evidence = {
             "verified": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                          "command": f"python tools/verify_code_change.py {args.old} " + " ".join(sys.argv[2:]),
-                         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "device": args.device,
+                         "machine": f"{cpu_model() or platform.machine()}, {os.cpu_count()} cores", "device": args.device,
                          "precision": args.precision, "compared": "teacher, assistant and student weights sha256, metrics, report, "
                          "histories (times aside)", "data_root": str(DATA_ROOT), "not_probed": not_probed, "cells": compared},
             "old_revision": old_revision,
