@@ -58,18 +58,24 @@ def add_links(new: list[dict], path: Path) -> None:
     path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
-# What a result holds beyond the training's outcome: provenance, keys, paths and clocks.
+# What a result holds beyond the training's outcome: provenance, keys, paths and clocks. The
+# settings are compared through the config's hashes (a recipe field added at its default leaves
+# them alone, kdbench.suite.HASHED_WHEN_SET), not through suite_spec, which spells every field.
 NOT_TRAINING = frozenset({
-    "config", "config_hash", "fingerprints", "environment", "started_at", "finished_at", "timing", "cost",
+    "config", "config_hash", "suite_spec", "fingerprints", "environment", "started_at", "finished_at", "timing", "cost",
     "train_seconds", "epoch_seconds", "max_memory_mib", "cache_key", "from_cache", "location", "root_chosen_by",
 })
 
 
 def training_differences(old: dict, new: dict, where: str = "") -> list[str]:
     """Where two results of one cell differ in what training made (weights' sha256, metrics,
-    report, histories), provenance and times aside: [] means bitwise the same."""
+    report, histories) or in their settings (the config's hashes but the code's), provenance and
+    times aside: [] means bitwise the same."""
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
+        if not where and "config" in old and "config" in new:
+            out += training_differences({k: v for k, v in old["config"].items() if k != "code"},
+                                        {k: v for k, v in new["config"].items() if k != "code"}, "config.")
         for k in sorted(set(old) | set(new), key=str):
             if k in NOT_TRAINING:
                 continue

@@ -51,10 +51,11 @@ def apply_global_flags(p: Policy) -> None:
     torch.backends.cudnn.allow_tf32 = p.tf32
 
 
-def autocast(p: Policy, device: torch.device):
+def autocast(p: Policy, device: torch.device, cache: bool = True):
+    """``cache=False``: no cast-weight cache (what a CUDA-graph capture needs; the same numbers)."""
     if p.autocast_dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=p.autocast_dtype)
+    return torch.autocast(device_type=device.type, dtype=p.autocast_dtype, **({} if cache else {"cache_enabled": False}))
 
 
 def grad_scaler(p: Policy, device: torch.device) -> torch.amp.GradScaler:

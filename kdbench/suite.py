@@ -51,6 +51,11 @@ class EarlyStoppingSpec:
     min_delta: float = 0.0
 
 
+# A field added after results exist enters a spec's hash only when it differs from its default,
+# so those results keep their hash (and stay current) while a suite leaves it unset.
+HASHED_WHEN_SET = {"hashed": "when set"}
+
+
 @dataclass(frozen=True)
 class RecipeSpec:
     epochs: int = 10
@@ -77,6 +82,10 @@ class RecipeSpec:
     channels_last: bool = False
     fused_optimizer: bool = False
     compile: bool = False
+    # CUDA graphs (kdbench.graphed): the model's training forward and backward, and a per-step
+    # teacher's forward, replayed from graphs captured once; CUDA only (eager elsewhere). The
+    # eager step's kernels on the same inputs: trains as the eager step does.
+    cuda_graph: bool = field(default=False, metadata=HASHED_WHEN_SET)
 
 
 @dataclass(frozen=True)
@@ -257,11 +266,26 @@ class Suite:
         return dataclasses.asdict(self.spec)
 
 
+def _hashed(obj: Any) -> Any:
+    """``dataclasses.asdict`` without the HASHED_WHEN_SET fields that hold their default."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get("hashed") == "when set" and value == (f.default_factory() if f.default is dataclasses.MISSING else f.default):
+                continue
+            out[f.name] = _hashed(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_hashed(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _hashed(v) for k, v in obj.items()}
+    return obj
+
+
 def spec_hash(obj: Any) -> str:
     """sha256 of a canonical JSON form of plain data or dataclasses."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        obj = dataclasses.asdict(obj)
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(_hashed(obj), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -68,6 +68,8 @@ def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
         raise bad("early_stopping.patience", f"must be ≥ 0 (0 disables it), got {r.early_stopping.patience}")
     if not 0 <= r.label_smoothing < 1:
         raise bad("label_smoothing", f"must be in [0, 1), got {r.label_smoothing}")
+    if r.cuda_graph and r.compile:
+        raise bad("cuda_graph", "choose cuda_graph or compile, not both (torch.compile brings its own CUDA graphs)")
     for i, a in enumerate(r.augment):
         if a not in AUGMENTATIONS:
             raise bad(f"augment[{i}]", f"unknown augmentation {a!r}{suggest(a, list(AUGMENTATIONS))}; known: {', '.join(AUGMENTATIONS)}")

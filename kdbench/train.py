@@ -24,6 +24,7 @@ from .augment import apply_augmentation, draw_augmentation
 from .checkpoint import resume_training, save_training
 from .data.stream import FileImages, default_workers
 from .errors import TrainingFault
+from .graphed import GraphedStep
 from .losses import ce_loss, dkd_loss, kd_loss
 from .suite import KDSpec, RecipeSpec
 
@@ -232,6 +233,12 @@ def fit(
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
+    graph: GraphedStep | None = None  # captured at the first full batch (recipe.cuda_graph, CUDA only)
+    if recipe.cuda_graph and device.type != "cuda":
+        log(f"    {stage}: cuda_graph needs CUDA: eager steps on {device.type}")
+    if recipe.cuda_graph and policy.name == "fp8":
+        raise TrainingFault(f"{stage}: cuda_graph with fp8 training is not supported (its scaling is not captured); "
+                            "run fp8 cells without cuda_graph", stage=stage)
     result = FitResult(model)
     best_val, best_state, since_best = -math.inf, None, 0
     t_start = time.perf_counter()
@@ -264,11 +271,13 @@ def fit(
                 xb = apply_augmentation(xb, {k: v[lo:hi] for k, v in aug.items()})
             xb = train.normalise(xb).contiguous(memory_format=memory_format)
             yb = train.y[idx]
-            with prec.autocast(policy, device):
-                out = model(xb)
+            if recipe.cuda_graph and graph is None and device.type == "cuda" and sizes[step] == bs:
+                graph = GraphedStep(model, teacher if teacher_logits is None else None, xb.shape, memory_format, policy, device, stage)
+            with prec.autocast(policy, device, cache=graph is None):
+                out = model(xb) if graph is None else graph.student(xb)
                 if teacher is not None and teacher_logits is None:
                     with torch.no_grad():
-                        t_out = teacher(xb)
+                        t_out = teacher(xb) if graph is None else graph.teacher_forward(xb)
             if isinstance(teacher_logits, tuple):
                 t_out = torch.where(aug["flip"][lo:hi, None], teacher_logits[1][idx], teacher_logits[0][idx])
             elif teacher_logits is not None:
@@ -358,4 +367,6 @@ def fit(
     result.train_seconds = round(seconds_before + time.perf_counter() - t_start, 3)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
+    if graph is not None:
+        graph.close()
     return result

@@ -48,8 +48,10 @@ def test_training_differences_see_weights_and_metrics_not_provenance_or_times():
     later["student"]["weights_sha256"] = "0" * 64
     later["metrics"]["test_top1_last"] = 0.5
     later["teacher"]["history"][2]["train_loss"] += 1e-7
+    later["config"]["code"] = "1" * 64  # what differs by construction
+    later["config"]["student_recipe"] = "2" * 64
     assert [d.split(":")[0] for d in code_lineage.training_differences(result, later)] == [
-        "metrics.test_top1_last", "student.weights_sha256", "teacher.history.2.train_loss"]
+        "config.student_recipe", "metrics.test_top1_last", "student.weights_sha256", "teacher.history.2.train_loss"]
 
 
 def test_a_result_of_verified_older_code_stays_current_and_one_of_unverified_code_does_not(tmp_path, monkeypatch):

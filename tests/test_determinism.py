@@ -110,6 +110,16 @@ def test_cuda_speed_options_stay_bitwise_identical(tmp_path, cuda):
 
 
 @pytest.mark.gpu
+def test_cuda_graph_steps_train_bitwise_as_eager_steps(tmp_path, cuda):
+    # cuda_graph replays the eager step's kernels: the same weights to the bit, at each
+    # precision, with augmentation (the teacher's forward graphed too) and the epoch's last,
+    # smaller batch run eagerly (1,800 images in batches of 64).
+    over = ("matrix.precisions=[fp32, bf16, fp16]", "student.augment=[flip, crop]", "teacher.augment=[flip, crop]")
+    graphed = (*over, "teacher.cuda_graph=true", "student.cuda_graph=true")
+    assert_identical(run_cell(tmp_path, "eager", "cuda", *over), run_cell(tmp_path, "graph", "cuda", *graphed))
+
+
+@pytest.mark.gpu
 def test_cuda_fp8_training_runs_and_is_bitwise_identical(tmp_path, cuda):
     # ViTs have Linear layers fp8 matmuls can take (qkv, proj, fc1, fc2); on a GPU without fp8
     # matmuls the cells are recorded unsupported instead, which this test reports as a skip.

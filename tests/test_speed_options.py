@@ -51,6 +51,43 @@ def test_speed_option_is_deterministic_and_learns_alike(smoke_data, option):
 
 
 @pytest.mark.smoke
+def test_cuda_graph_on_a_cpu_trains_eagerly_and_says_so(smoke_data):
+    """cuda_graph is a CUDA option: on the CPU the steps run eagerly (the same weights as
+    without it), with one line in the log saying so. On a GPU tests/test_determinism.py checks
+    the graphed steps bitwise against the eager ones."""
+    import dataclasses
+
+    suite, p = smoke_data
+    cpu, lines = torch.device("cpu"), []
+
+    def weights(cuda_graph: bool) -> str:
+        configure_determinism(0)
+        model = build_model("cnn_tiny", 1, 10, 28)
+        recipe = dataclasses.replace(suite.spec.student, epochs=1, cuda_graph=cuda_graph)
+        fit(model, p.train, p.val, recipe, seed=0, policy=prec.get_policy("fp32", cpu), device=cpu, stage="s", log=lines.append)
+        return tensors_sha256(model.state_dict())
+
+    assert weights(True) == weights(False)
+    assert lines.count("    s: cuda_graph needs CUDA: eager steps on cpu") == 1
+
+
+def test_a_recipe_field_added_later_leaves_the_hash_of_recipes_without_it_alone():
+    """cuda_graph entered RecipeSpec after results existed: at its default it is not hashed, so
+    those results stay current; set, it makes another configuration."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from kdbench.suite import RecipeSpec, spec_hash
+
+    recipe = load_suite(REPO / "suites" / "canonical-cifar.yaml").spec.student
+    before = {k: v for k, v in dataclasses.asdict(recipe).items() if k != "cuda_graph"}  # the form hashed until 2026-11-28
+    assert spec_hash(recipe) == hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    assert spec_hash(dataclasses.replace(recipe, cuda_graph=True)) != spec_hash(recipe)
+    assert spec_hash(RecipeSpec()) != spec_hash(RecipeSpec(compile=True)), "fields from before are hashed at any value"
+
+
+@pytest.mark.smoke
 def test_flip_replayed_from_cached_teacher_logits_matches_the_teacher_forward(smoke_data):
     """With flip as the only augmentation the student's KD targets come from two cached logit
     tables (plain, mirrored), picked per image by its flip draw; that must give the same

@@ -61,6 +61,7 @@ def test_unknown_key_suggests_the_right_one():
         ({"matrix__datasets": ["fashion-mnst"]}, "matrix.datasets[0]", "did you mean 'fashion-mnist'"),
         ({"student__optimizer__name": "adamw2"}, "student.optimizer.name", "did you mean 'adamw'"),
         ({"seeds": []}, "seeds", "at least one seed"),
+        ({"student__cuda_graph": True, "student__compile": True}, "student.cuda_graph", "not both"),
         ({"split__test": 0.1, "split__train": 0.8}, "matrix.datasets[0]", "has its own test split"),
     ],
 )

@@ -66,10 +66,12 @@ def seed_style(root: Path, teacher_name: str, student_name: str, steps: int, war
     return {"loop": "seed-style", "images_per_s": round(n / (time.perf_counter() - t0)), "batch": 128, "precision": "fp32", "deterministic": False}
 
 
-def kdbench_loop(root: Path, teacher_name: str, student_name: str, precision: str, batch: int, n_train: int, fast: bool = False) -> dict:
+def kdbench_loop(root: Path, teacher_name: str, student_name: str, precision: str, batch: int, n_train: int, fast: bool = False,
+                 graph: bool = False) -> dict:
     """kdbench's loop on the same cell; ``fast``: with the recipe's speed options
     (channels_last, fused optimizer, torch.compile with static shapes), each tested
-    deterministic in tests/test_speed_options.py and tests/test_determinism.py."""
+    deterministic in tests/test_speed_options.py and tests/test_determinism.py; ``graph``:
+    with cuda_graph (kdbench.graphed), tested bitwise against the eager step there."""
     dev = torch.device("cuda")
     data = dataset_source("cifar10-jpeg").load(root, False, default_cache_dir())
     configure_determinism(0)
@@ -88,13 +90,14 @@ def kdbench_loop(root: Path, teacher_name: str, student_name: str, precision: st
     # step (835 against 688).
     recipe = RecipeSpec(epochs=3, batch_size=batch, optimizer=OptimizerSpec(lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=False),
                         scheduler=SchedulerSpec(name="none"), augment=("flip", "crop"),
-                        channels_last=fast, fused_optimizer=fast, compile=fast)
+                        channels_last=fast, fused_optimizer=fast, compile=fast, cuda_graph=graph)
     if fast:  # the teacher runs every step (crop cannot be replayed from cached logits): speed it up alike
         teacher.to(memory_format=torch.channels_last)
         teacher.compile(dynamic=False)
     fr = fit(student, train, val, recipe, seed=0, policy=policy, device=dev, stage="bench", teacher=teacher, kd=KDSpec(), log=lambda s: None)
     best = min(h["epoch_seconds"] for h in fr.history[1:])  # epochs after the first (warm, compiled)
-    return {"loop": "kdbench" + (" +channels_last +fused +compile" if fast else ""), "images_per_s": round(n_train / best), "batch": batch,
+    return {"loop": "kdbench" + (" +channels_last +fused +compile" if fast else "") + (" +cuda_graph" if graph else ""),
+            "images_per_s": round(n_train / best), "batch": batch,
             "precision": precision, "deterministic": True}
 
 
@@ -104,8 +107,19 @@ def main() -> None:
     ap.add_argument("--teacher", default="resnet18_cifar")
     ap.add_argument("--student", default="resnet20")
     ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--graph", action="store_true", help="kdbench's loop eager against cuda_graph at batch 64 and 512, fp32 and "
+                    "bf16 (each ratio against the eager loop of its precision and batch), instead of the seed-style comparison")
     args = ap.parse_args()
     root = Path(args.data_root)
+    if args.graph:
+        for precision in ("fp32", "bf16"):
+            for batch in (64, 512):
+                eager, graphed = (kdbench_loop(root, args.teacher, args.student, precision, batch, 10240, graph=g) for g in (False, True))
+                for r in (eager, graphed):
+                    r.update(teacher=args.teacher, student=args.student, gpu=torch.cuda.get_device_name(), torch=torch.__version__,
+                             ratio_vs_eager=round(r["images_per_s"] / eager["images_per_s"], 2))
+                    print(json.dumps(r), flush=True)
+        return
     rows = [seed_style(root, args.teacher, args.student, args.steps, 20)]
     for precision, batch, fast in (("fp32", 128, False), ("bf16", 128, False), ("bf16", 512, False), ("bf16", 512, True), ("bf16", 1024, True)):
         rows.append(kdbench_loop(root, args.teacher, args.student, precision, batch, 20480, fast))

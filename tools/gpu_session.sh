@@ -31,6 +31,9 @@
 #         models-suites
 #                      the same for the suites' models that list leaves out (timm's, S5's pair at
 #                      224×224), at their suite's input (tests/test_bench.py SUITE_INPUTS)
+#         graph        the cuda_graph option: its steps against the eager ones, bitwise
+#                      (tests/test_determinism.py), then the canonical pair's loop eager against
+#                      graphed, fp32 and bf16, batch 64 and 512 (tools/bench_loop.py --graph)
 #         full         one full-scale KD cell per suite, cheapest first; a training cut by the
 #                      deadline resumes from its last epoch checkpoint in the next call
 #       A part is "finished" when it ran to its end, passed or failed (its marker is then in
@@ -140,6 +143,11 @@ run_bench() {  # $1: pytest -k selection (empty: every benchmark)
 
 run_loop() { python3 tools/bench_loop.py --data-root "$KDBENCH_DATA" | tee "$OUT/bench-loop.jsonl"; }
 
+run_graph() {  # cuda_graph: bitwise against the eager step, then its speed on the canonical pair
+  run_determinism cuda_graph determinism-graph || return $?
+  python3 tools/bench_loop.py --data-root "$KDBENCH_DATA" --teacher resnet56 --student resnet20 --graph | tee "$OUT/bench-graph.jsonl"
+}
+
 run_trace() {  # TRACE_MODELS, TRACE_PRECISIONS, TRACE_BATCH, TRACE_STEPS narrow it (the CPU rehearsal does)
   local p m args=()
   for m in ${TRACE_MODELS:-resnet56 resnet20}; do args+=(--model "$m"); done
@@ -239,7 +247,7 @@ case "$step" in
       [ -d "$d" ] && mkdir -p "$STATE/results/$(basename "$d")" && cp -n "$d"*.json "$d"*.csv "$STATE/results/$(basename "$d")/" 2>/dev/null || true
     done
     export OUT KDBENCH_DATA KDBENCH_CACHE
-    export -f run_determinism run_bench run_loop run_trace run_models
+    export -f run_determinism run_bench run_loop run_graph run_trace run_models
     queue=()  # the parts in the order of the calls below (the last line prints it)
     part() {  # name, cap in seconds, function and arguments: run unless done or no time is left
       local name=$1 cap=$2 left
@@ -279,6 +287,7 @@ case "$step" in
     part models-forward "${CAP_MODELS:-300}" run_models test_forward_throughput models-forward
     part models-train "${CAP_MODELS:-300}" run_models test_train_step_throughput models-train
     part models-suites "${CAP_MODELS:-300}" run_models test_suite_model models-suites
+    part graph "${CAP_GRAPH:-300}" run_graph
     queue+=(full)
     if ! grep -qx full "$STATE/done"; then
       if run_full "$deadline"; then echo full >> "$STATE/done"; fi
@@ -329,6 +338,12 @@ print(re.sub('[^a-z0-9]+','-',(r['gpu'] or 'cpu').lower()).strip('-'))" "$dir/st
       gpu=$(python3 -c "import json,re,sys; r=json.loads([l for l in open(sys.argv[1]) if l.startswith('{')][0]); \
 print(re.sub('[^a-z0-9]+','-',r['gpu'].lower()).strip('-'))" "$dir/bench-loop.jsonl")
       cp "$dir/bench-loop.jsonl" "benchmarks/kd-loop-$gpu-$(date +%Y%m%d).jsonl"
+    fi
+    if grep -qs ratio_vs_eager "$dir/bench-graph.jsonl"; then  # the cuda_graph loop against the eager one
+      gpu=$(python3 -c "import json,re,sys; r=json.loads([l for l in open(sys.argv[1]) if l.startswith('{')][0]); \
+print(re.sub('[^a-z0-9]+','-',r['gpu'].lower()).strip('-'))" "$dir/bench-graph.jsonl")
+      mkdir -p benchmarks/runs && grep '^{' "$dir/bench-graph.jsonl" > "benchmarks/runs/$gpu-graph-loop-$(date +%Y%m%d).jsonl"
+      echo "cuda_graph loop: benchmarks/runs/$gpu-graph-loop-$(date +%Y%m%d).jsonl"
     fi
     # The queue position only moves forward: a call that carried an older .gpu-state (a 'full'
     # call started before the previous call was landed) must not undo what the committed file holds.
