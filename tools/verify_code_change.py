@@ -144,13 +144,13 @@ def main() -> int:
             print(f"  {tag}: its data is not in {DATA_ROOT}, not probed")
             not_probed.append(tag)
             continue
+        if not rc:
+            rc, err = run_probe(old_tree, work / "old" / tag, suite, cells, extra, args.precision, args.device)
+            which = "old"
+        else:
+            which = "new"
         if rc:
-            failed.append(f"{tag}: the new code's run failed (exit {rc}): {err.strip().splitlines()[-1] if err.strip() else ''}")
-            print(f"  {failed[-1]}")
-            continue
-        rc, err = run_probe(old_tree, work / "old" / tag, suite, cells, extra, args.precision, args.device)
-        if rc:
-            failed.append(f"{tag}: the old code's run failed (exit {rc}): {err.strip().splitlines()[-1] if err.strip() else ''}")
+            failed.append(f"{tag}: the {which} code's run failed (exit {rc}): {err.strip().splitlines()[-1] if err.strip() else ''}")
             print(f"  {failed[-1]}")
             continue
         new_files = sorted((work / "new" / tag / "results" / suite_name).glob("*.json"))
