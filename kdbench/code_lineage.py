@@ -16,23 +16,32 @@ verification adds links; nothing else writes the file."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .errors import KDBenchError
 
 LINEAGE_FILE = Path(__file__).with_name("code_lineage.json")
-SCHEMA = 1
+# 2: one entry per verification, its links (the files' and the raw bytes' fingerprints, each
+# with its older one) sharing the evidence; one line per probe cell. 1 held one entry per link,
+# each with a copy of the evidence.
+SCHEMA = 2
+ABOUT = "Training-code changes verified to train bitwise as before: see kdbench/code_lineage.py and tools/verify_code_change.py."
 
 
 def load_links(path: Path | None = None) -> dict[str, dict]:
-    """fingerprint → its link (the older fingerprint it is the same as, and the evidence), from
-    ``path`` (default: the package's code_lineage.json)."""
+    """fingerprint → its link: the older fingerprint it is the same as (``same_as``), its kind,
+    and the verification's evidence (``verified``, ``old_revision``), from ``path`` (default:
+    the package's code_lineage.json)."""
     path = path or LINEAGE_FILE
     if not path.exists():
         return {}
     try:
         doc = json.loads(path.read_text())
-        links = {link["code"]: link for link in doc["links"]}
+        if doc["schema"] != SCHEMA:
+            raise ValueError(f"schema {doc['schema']}, this kdbench reads {SCHEMA}")
+        links = {link["code"]: {**link, **{k: v for k, v in entry.items() if k != "links"}}
+                 for entry in doc["verifications"] for link in entry["links"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise KDBenchError(f"{path}: unreadable code lineage ({e}); restore it from git") from None
     return links
@@ -50,12 +59,24 @@ def canonical(fingerprint: str, links: dict[str, dict] | None = None) -> str:
     return fingerprint
 
 
-def add_links(new: list[dict], path: Path) -> None:
-    """Append verified links (each with ``code``, ``same_as`` and its evidence)."""
-    doc = json.loads(path.read_text()) if path.exists() else {"schema": SCHEMA, "about": __doc__.split("\n\n")[1], "links": []}
-    have = {link["code"] for link in doc["links"]}
-    doc["links"] += [link for link in new if link["code"] not in have and link["code"] != link["same_as"]]
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+def add_links(new: list[dict], evidence: dict, path: Path) -> int:
+    """Append one verification: its links (each ``code``, ``same_as``, ``kind``) with the
+    evidence they share (``verified``, ``old_revision``). Returns how many links were new (a
+    fingerprint already linked, or linked to itself, is left out)."""
+    doc = json.loads(path.read_text()) if path.exists() else {"schema": SCHEMA, "about": ABOUT, "verifications": []}
+    have = set(load_links(path)) if path.exists() else set()
+    fresh = [link for link in new if link["code"] not in have and link["code"] != link["same_as"]]
+    if fresh:
+        doc["verifications"].append({"links": fresh, **evidence})
+        path.write_text(dumps(doc))
+    return len(fresh)
+
+
+def dumps(doc: dict) -> str:
+    """The lineage as indented JSON but each probe cell on one line: a verification adds ~80
+    lines, not ~500."""
+    text = json.dumps(doc, indent=1, ensure_ascii=False)
+    return re.sub(r'\{\n\s+("suite": [^{}]*?)\n\s+\}', lambda m: "{" + " ".join(line.strip() for line in m.group(1).splitlines()) + "}", text) + "\n"
 
 
 # What a result holds beyond the training's outcome: provenance, keys, paths and clocks. The

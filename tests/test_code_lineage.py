@@ -20,7 +20,10 @@ OLD = "0" * 64
 
 
 def link(code: str, same_as: str) -> dict:
-    return {"code": code, "same_as": same_as, "kind": "code", "verified": {"cells": []}}
+    return {"code": code, "same_as": same_as, "kind": "code"}
+
+
+EVIDENCE = {"verified": {"cells": [{"suite": "smoke", "cell": "x", "same": True}]}, "old_revision": "r"}
 
 
 def test_canonical_follows_links_to_the_oldest_fingerprint_and_refuses_a_cycle(tmp_path):
@@ -33,8 +36,23 @@ def test_canonical_follows_links_to_the_oldest_fingerprint_and_refuses_a_cycle(t
     bad.write_text("{not json")
     with pytest.raises(KDBenchError, match="unreadable code lineage"):
         code_lineage.load_links(bad)
-    code_lineage.add_links([link("d", "c"), link("e", "e")], tmp_path / "new.json")
-    assert set(code_lineage.load_links(tmp_path / "new.json")) == {"d"}, "a link to itself says nothing"
+    assert code_lineage.add_links([link("d", "c"), link("e", "e")], EVIDENCE, tmp_path / "new.json") == 1
+    assert code_lineage.add_links([link("d", "c")], EVIDENCE, tmp_path / "new.json") == 0, "linked already"
+    loaded = code_lineage.load_links(tmp_path / "new.json")
+    assert set(loaded) == {"d"}, "a link to itself says nothing"
+    assert loaded["d"] == {**link("d", "c"), **EVIDENCE}, "each link carries its verification's evidence"
+    old_schema = tmp_path / "old.json"
+    old_schema.write_text(json.dumps({"schema": 1, "links": [link("d", "c")]}))
+    with pytest.raises(KDBenchError, match="schema 1"):
+        code_lineage.load_links(old_schema)
+
+
+def test_the_committed_lineage_is_written_as_add_links_writes_it():
+    """One line per probe cell (kdbench.code_lineage.dumps), every link's evidence complete."""
+    text = code_lineage.LINEAGE_FILE.read_text()
+    assert code_lineage.dumps(json.loads(text)) == text
+    for fp, one in code_lineage.load_links().items():
+        assert one["verified"]["cells"] and all(c["same"] for c in one["verified"]["cells"]), fp
 
 
 def test_training_differences_see_weights_and_metrics_not_provenance_or_times():
@@ -64,7 +82,7 @@ def test_a_result_of_verified_older_code_stays_current_and_one_of_unverified_cod
     lineage = tmp_path / "code_lineage.json"
     monkeypatch.setattr(code_lineage, "LINEAGE_FILE", lineage)
     assert Runner(suite, RunOptions(results_dir=tmp_path)).ids.config_changes(cell, result) == ["code"]
-    code_lineage.add_links([link(code_fingerprint(), OLD)], lineage)
+    code_lineage.add_links([link(code_fingerprint(), OLD)], EVIDENCE, lineage)
     runner = Runner(suite, RunOptions(results_dir=tmp_path))
     assert runner.ids.config_changes(cell, result) == [] and runner.finished(cell)
     assert runner.ids.code_of(cell) == OLD and runner.ids.files_code_of(cell) == code_fingerprint()

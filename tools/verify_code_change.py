@@ -179,9 +179,9 @@ def main() -> int:
             "old_revision": old_revision,
         }
         kinds = ["code", "code_raw"] + (["code_fp8"] if args.precision == "fp8" else [])
-        links = [{"code": new_fp[k], "same_as": old_fp[k], "kind": k, **evidence} for k in kinds if k in old_fp and k in new_fp]
-        add_links(links, new_tree / "kdbench" / LINEAGE_FILE.name)
-        print(f"recorded {len(links)} links in {new_tree / 'kdbench' / LINEAGE_FILE.name}: commit it with the change")
+        links = [{"code": new_fp[k], "same_as": old_fp[k], "kind": k} for k in kinds if k in old_fp and k in new_fp]
+        added = add_links(links, evidence, new_tree / "kdbench" / LINEAGE_FILE.name)
+        print(f"recorded {added} links in {new_tree / 'kdbench' / LINEAGE_FILE.name}: commit it with the change")
     return 0
 
 
