@@ -9,10 +9,12 @@ LR schedule, the gradient scaler and the non-finite check work as in any step. A
 another shape (an epoch's last, smaller one) runs the model eagerly.
 
 The replays run the kernels the eager step runs, on the same inputs: the warm-up passes that
-capture needs move BatchNorm's running statistics, so the model's state is put back after
-capture, and a graphed step trains as the eager step does (tests/test_determinism.py checks
-it bitwise on a GPU). Dropout draws other random numbers than the eager step (the capture
-consumes some), deterministically."""
+capture needs move BatchNorm's running statistics and draw dropout masks, so the model's state
+and the CUDA generator's are put back after capture. A replay then takes its random numbers
+from the generator's seed and offset at replay time and advances the offset by what the
+captured kernels draw (PyTorch's graph-safe Philox state), as the eager kernels would: a graphed
+step trains as the eager step does, dropout included (tests/test_determinism.py checks both
+bitwise on a GPU)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ class GraphedStep:
         self.teacher = teacher
         sample = torch.zeros(self.shape, device=device).contiguous(memory_format=memory_format)
         kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        rng = torch.cuda.get_rng_state(device)
         try:
             # Autocast's cast cache cannot outlive a capture; without it the casts are the same.
             with prec.autocast(policy, device, cache=False):
@@ -50,6 +53,7 @@ class GraphedStep:
                                 f"({type(e).__name__}: {e}); run it without cuda_graph", stage=stage) from None
         with torch.no_grad():  # in place: the graphs keep these tensors' addresses
             model.load_state_dict(kept)
+        torch.cuda.set_rng_state(rng, device)
 
     def student(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x) if tuple(x.shape) == self.shape else self.eager_forward(x)

@@ -120,6 +120,53 @@ def test_cuda_graph_steps_train_bitwise_as_eager_steps(tmp_path, cuda):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_graph_steps_draw_the_eager_steps_dropout_masks(cuda, precision):
+    """The smoke models have no dropout (S5's student has): here a model with BatchNorm and
+    dropout trains two epochs of 100 samples in batches of 32 (the last, of 4, eager), with and
+    without GraphedStep. Capture's warm-up passes draw masks too; GraphedStep puts the CUDA
+    generator back, so the replays draw the eager step's masks and the weights agree to the bit."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from kdbench import precision as prec
+    from kdbench.determinism import configure_determinism
+    from kdbench.graphed import GraphedStep
+
+    policy = prec.get_policy(precision, cuda)
+
+    def train(graphed: bool) -> list[torch.Tensor]:
+        configure_determinism(0)
+        data = torch.Generator(device=cuda).manual_seed(1)  # not the default generator dropout draws from
+        x, y = torch.randn(100, 1, 28, 28, device=cuda, generator=data), torch.randint(0, 10, (100,), device=cuda, generator=data)
+        model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.5),
+                              nn.Flatten(), nn.Linear(8 * 28 * 28, 10)).to(cuda)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        step = None
+        for _epoch in range(2):
+            for i in range(0, 100, 32):
+                xb, yb = x[i:i + 32], y[i:i + 32]
+                if graphed and step is None:
+                    step = GraphedStep(model, None, xb.shape, torch.contiguous_format, policy, cuda, "student")
+                with prec.autocast(policy, cuda, cache=step is None):
+                    out = model(xb) if step is None else step.student(xb)
+                loss = F.cross_entropy(out.float(), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        if step is not None:
+            step.close()
+        return [v.detach().cpu() for v in model.state_dict().values()]
+
+    try:
+        eager, graphed = train(False), train(True)
+    finally:
+        torch.use_deterministic_algorithms(False)  # this process's later tests set their own
+    assert len(eager) == len(graphed) and all(torch.equal(a, b) for a, b in zip(eager, graphed, strict=True))
+
+
+@pytest.mark.gpu
 def test_cuda_fp8_training_runs_and_is_bitwise_identical(tmp_path, cuda):
     # ViTs have Linear layers fp8 matmuls can take (qkv, proj, fc1, fc2); on a GPU without fp8
     # matmuls the cells are recorded unsupported instead, which this test reports as a skip.
