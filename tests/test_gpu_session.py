@@ -74,19 +74,19 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     (row,) = [json.loads(line) for line in trace.read_text().splitlines()]
     assert row["model"] == "cnn_tiny" and row["wall_ms_per_step"] > 0 and row["top_level_ops_per_step"] > 0
 
-    # A later session: a fresh checkout (no .gpu-state) starts from what was committed; with the
-    # full-scale part reopened, the committed result is current, so nothing trains again.
-    # Its .gpu-state keeps only the teachers that land unpacked, on a fresh machine (no cache).
+    # A later session on a fresh machine: no .gpu-state, no cache; owed starts from what was
+    # committed (the queue position, the results, the teachers kept in reports/gpu-state.tgz);
+    # with the full-scale part reopened, the committed result is current, so nothing trains again.
     landed_teachers = list((work / ".gpu-state" / "teachers").glob("*.pt"))
     assert landed_teachers, "land unpacks the carried teachers into .gpu-state/teachers"
-    shutil.move(work / ".gpu-state" / "teachers", tmp_path / "teachers")
+    with tarfile.open(work / "reports" / "gpu-state.tgz") as t:
+        assert {Path(n).name for n in t.getnames() if n.endswith(".pt")} == {p.name for p in landed_teachers}
     shutil.rmtree(work / ".gpu-state")
-    (work / ".gpu-state").mkdir()
-    shutil.move(tmp_path / "teachers", work / ".gpu-state" / "teachers")
     shutil.rmtree(out)
     (work / "reports" / "gpu-owed-done.txt").write_text("\n".join(line for line in done if line != "full") + "\n")
     shutil.rmtree(tmp_path / "cache")  # a fresh machine: only what .gpu-state carries
     later = gpu_session(work, "owed", "400", env=env)
+    assert "teachers and cut trainings from reports/gpu-state.tgz" in later.stdout
     assert {p.name for p in (tmp_path / "cache" / "teachers").glob("*.pt")} == {p.name for p in landed_teachers}
     assert "== loop: finished in an earlier call" in later.stdout
     assert "[suite] smoke: 1 cells, 1 already done, 0 to run on cpu" in later.stdout

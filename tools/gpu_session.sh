@@ -31,7 +31,7 @@
 #         models-suites
 #                      the same for the suites' models that list leaves out (timm's, S5's pair at
 #                      224×224), at their suite's input (tests/test_bench.py SUITE_INPUTS)
-#         graph        the cuda_graph option: its steps against the eager ones, bitwise
+#         graph        the cuda_graph option: its steps against the eager ones, bitwise (dropout too)
 #                      (tests/test_determinism.py), then the canonical pair's loop eager against
 #                      graphed, fp32 and bf16, batch 64 and 512 (tools/bench_loop.py --graph)
 #         full         one full-scale KD cell per suite, cheapest first; a training cut by the
@@ -43,15 +43,21 @@
 # Here, after each call (DIR: the call's files_at):
 #   bash tools/gpu_session.sh land DIR  (also after 'profile': keeps its results in reports/quick-profile/)
 #                                       unpacks DIR/gpu-state.tgz into .gpu-state/ (carry it in the
-#                                       next call), writes the queue position to
+#                                       next call), keeps its trained teachers and cut trainings in
+#                                       reports/gpu-state.tgz (commit it: a session on a fresh
+#                                       machine has no .gpu-state; owed starts from it then),
+#                                       writes the queue position to
 #                                       reports/gpu-owed-done.txt (commit it: a later session's
 #                                       owed starts there), copies the finished full-scale results that
 #                                       are current into reports/results/DEVICECLASS/ (then: nox -s tables),
 #                                       saves the three benchmark runs as a baseline with the
 #                                       threshold their noise sets (kdbench bench-noise --save)
 #                                       and the loop figures under benchmarks/.
-# The device call itself: run(command="bash tools/gpu_session.sh owed 520", carry=[".data", ".whl",
-# ".gpu-state"], timeout_s=590): the deadline leaves time to pack $OUT before the call's limit.
+# The device call itself: run(command="bash tools/gpu_session.sh owed 520", carry=[".data", ".whl"],
+# timeout_s=590): the deadline leaves time to pack $OUT before the call's limit. .gpu-state need
+# not travel (it would count twice against the 64 MiB): what owed needs of it comes from the
+# committed reports/gpu-owed-done.txt, reports/results/DEVICECLASS/ and reports/gpu-state.tgz,
+# and a warm machine still holds its own.
 # The older single steps stay: setup | determinism | bench | loop | full | profile (the quick
 # profile of every suite: a whole call on its own, stopped by PROFILE_BUDGET_S, default 540 s,
 # so what finished comes back; the data of all suites exceeds one call's 64 MiB, so
@@ -76,6 +82,10 @@ DEVICE="${KDBENCH_DEVICE:-cuda}"           # cpu: rehearse the flow here (with E
 EXTRA="${EXTRA:-}"                         # more kdbench run arguments for the full cells
 STATE=.gpu-state
 DONE_FILE=reports/gpu-owed-done.txt       # committed by land: the queue position across sessions
+# Committed by land too: the finished teachers and cut trainings, because the agents' sessions
+# sometimes start on a fresh machine, .gpu-state gone (2026-11-28: the canonical KD student's 156
+# of 240 epochs and its resnet56 teacher were lost so). At most STATE_MAX_BYTES, a landing's.
+STATE_KEPT=reports/gpu-state.tgz
 STATE_MAX_BYTES=$(( 15 * 1024 * 1024 ))    # one file back from $OUT is at most 16 MiB
 # One full-scale cell per suite, cheapest first by `kdbench cost SUITE --cells GLOB` (training
 # FLOPs, upper bounds): s1 181 TFLOP, s3 1.24 PFLOP, s5 2.09 PFLOP, s4 862 TFLOP (its data travels
@@ -238,6 +248,10 @@ case "$step" in
     # runner skips while current).
     [ -f "$STATE/done" ] || { [ -f "$DONE_FILE" ] && grep -v '^#' "$DONE_FILE" > "$STATE/done"; } || true
     touch "$STATE/done"
+    # Nor the trained teachers and cut trainings: the last landing's, committed.
+    if [ ! -d "$STATE/checkpoints" ] && [ ! -d "$STATE/teachers" ] && [ -f "$STATE_KEPT" ]; then
+      tar xzf "$STATE_KEPT" && echo "teachers and cut trainings from $STATE_KEPT (the last landing)"
+    fi
     for d in checkpoints teachers; do  # what save_state carried: into the cache, where the runner looks
       if [ -d "$STATE/$d" ]; then cp -rn "$STATE/$d" "$KDBENCH_CACHE/" && rm -rf "${STATE:?}/$d"; fi
     done
@@ -308,6 +322,10 @@ case "$step" in
     fi
     if [ ! -f "$dir/gpu-state.tgz" ]; then echo "no gpu-state.tgz in $dir: nothing of 'owed' to land"; exit 0; fi
     rm -rf "$STATE" && tar xzf "$dir/gpu-state.tgz"
+    kept=(); for d in checkpoints teachers; do [ -d "$STATE/$d" ] && kept+=("$STATE/$d"); done
+    if [ "${#kept[@]}" -gt 0 ]; then  # a call that left them out (over the size) keeps the last landing's
+      tar czf "$STATE_KEPT" "${kept[@]}" && echo "teachers and cut trainings: $STATE_KEPT ($(stat -c %s "$STATE_KEPT") bytes; commit it)"
+    fi
     if [ -f "$dir/owed-logs.tgz" ]; then  # unpack the logs and benchmark runs beside the state
       mkdir -p "$STATE/logs" && tar xzf "$dir/owed-logs.tgz" -C "$STATE/logs" && dir="$STATE/logs"
       echo "logs and benchmark runs of the call: $dir"
