@@ -33,18 +33,26 @@ def load_links(path: Path | None = None) -> dict[str, dict]:
     """fingerprint → its link: the older fingerprint it is the same as (``same_as``), its kind,
     and the verification's evidence (``verified``, ``old_revision``), from ``path`` (default:
     the package's code_lineage.json)."""
-    path = path or LINEAGE_FILE
+    return _links(_read(path or LINEAGE_FILE))
+
+
+def _read(path: Path) -> dict:
+    """The lineage document at ``path`` (an empty one if there is none), its schema checked."""
     if not path.exists():
-        return {}
+        return {"schema": SCHEMA, "about": ABOUT, "verifications": []}
     try:
         doc = json.loads(path.read_text())
         if doc["schema"] != SCHEMA:
             raise ValueError(f"schema {doc['schema']}, this kdbench reads {SCHEMA}")
-        links = {link["code"]: {**link, **{k: v for k, v in entry.items() if k != "links"}}
-                 for entry in doc["verifications"] for link in entry["links"]}
+        _links(doc)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise KDBenchError(f"{path}: unreadable code lineage ({e}); restore it from git") from None
-    return links
+    return doc
+
+
+def _links(doc: dict) -> dict[str, dict]:
+    return {link["code"]: {**link, **{k: v for k, v in entry.items() if k != "links"}}
+            for entry in doc["verifications"] for link in entry["links"]}
 
 
 def canonical(fingerprint: str, links: dict[str, dict] | None = None) -> str:
@@ -63,8 +71,8 @@ def add_links(new: list[dict], evidence: dict, path: Path) -> int:
     """Append one verification: its links (each ``code``, ``same_as``, ``kind``) with the
     evidence they share (``verified``, ``old_revision``). Returns how many links were new (a
     fingerprint already linked, or linked to itself, is left out)."""
-    doc = json.loads(path.read_text()) if path.exists() else {"schema": SCHEMA, "about": ABOUT, "verifications": []}
-    have = set(load_links(path)) if path.exists() else set()
+    doc = _read(path)
+    have = set(_links(doc))
     fresh = [link for link in new if link["code"] not in have and link["code"] != link["same_as"]]
     if fresh:
         doc["verifications"].append({"links": fresh, **evidence})

@@ -45,6 +45,9 @@ def test_canonical_follows_links_to_the_oldest_fingerprint_and_refuses_a_cycle(t
     old_schema.write_text(json.dumps({"schema": 1, "links": [link("d", "c")]}))
     with pytest.raises(KDBenchError, match="schema 1"):
         code_lineage.load_links(old_schema)
+    with pytest.raises(KDBenchError, match="schema 1"):
+        code_lineage.add_links([link("e", "d")], EVIDENCE, old_schema)
+    assert json.loads(old_schema.read_text())["schema"] == 1, "a refused file is left as it was"
 
 
 def test_the_committed_lineage_is_written_as_add_links_writes_it():
