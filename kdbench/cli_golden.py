@@ -32,9 +32,11 @@ def cmd_golden_update(args) -> int:
     for r in results:
         spread.setdefault(seedless(r["cell_id"]), []).append(r)
     cmd = "kdbench golden update " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "kdbench golden update"
-    any_r = next(iter(results))
+    # The pinned values' run is the one whose environment the file names (each cell also
+    # names every seed's machine: build_golden).
+    first = next((r for r in pinned.values() if "environment" in r), next(iter(results)))
     new = build_golden(suite.name, runner.device_class, pinned, spread,
-                       {"command": cmd, "spread_seeds": list(spread_seeds), "environment": any_r["environment"]})
+                       {"command": cmd, "spread_seeds": list(spread_seeds), "environment": first["environment"]})
     old = load_golden(suite.name, runner.device_class)
     if old and args.cells:  # a partial update keeps the other cells, each with its provenance
         new = merge_partial(old, new)

@@ -51,11 +51,23 @@ def build_golden(suite: str, device_class: str, pinned: dict[str, dict], spread:
             )
             metrics[name] = {"value": value, "tolerance": round(tol, 6), "reason": reason}
         cells[cell_id] = {"fingerprints": {k: res["fingerprints"][k] for k in ("dataset", "split")}, "metrics": metrics}
+        machines = {str(r["cell"]["seed"]): machine(r["environment"]) for r in group if "environment" in r}
+        if machines:
+            # One device class may span machines (CPU results are bitwise only on one CPU kind),
+            # and then so does the spread: say which machine ran each seed.
+            cells[cell_id]["machine_by_seed"] = dict(sorted(machines.items(), key=lambda kv: int(kv[0])))
     return {
         "suite": suite, "device_class": device_class,
         "produced_by": dict(produced_by, date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")),
         "cells": cells,
     }
+
+
+def machine(env: dict) -> str:
+    """A result's machine in a few words: its GPU, or on the CPU its processor and threads."""
+    if env.get("gpu"):
+        return f"{env['gpu']}, torch {env.get('torch', '?')}"
+    return f"{env.get('cpu_model', env.get('cpu', '?'))} ({env.get('torch_threads', '?')} threads), torch {env.get('torch', '?')}"
 
 
 def merge_partial(old: dict, new: dict) -> dict:

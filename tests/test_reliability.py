@@ -203,6 +203,18 @@ def test_golden_tolerance_comes_from_seed_spread_and_update_prints_a_diff():
     assert diff_golden(g, g2)[0].startswith("~ a__s0: test_top1_last: 0.8000 ± ")
 
 
+def test_golden_cells_name_the_machine_of_each_seed():
+    """One device class, two CPU kinds: the spread mixes them, and the file says so."""
+    xeon = {"cpu_model": "Intel(R) Xeon(R) Processor", "torch_threads": 2, "torch": "2.14.1"}
+    epyc = {**xeon, "cpu_model": "AMD EPYC"}
+    runs = [dict(fake_result(f"a__s{s}", s, v), environment=env) for s, v, env in ((0, 0.80, xeon), (1, 0.82, epyc), (2, 0.81, epyc))]
+    g = build_golden("x", "cpu", {"a__s0": runs[0]}, {"a": runs}, {"command": "test"})
+    assert g["cells"]["a__s0"]["machine_by_seed"] == {"0": "Intel(R) Xeon(R) Processor (2 threads), torch 2.14.1",
+                                                      "1": "AMD EPYC (2 threads), torch 2.14.1", "2": "AMD EPYC (2 threads), torch 2.14.1"}
+    gpu = dict(fake_result("a__s0", 0, 0.8), environment={**xeon, "gpu": "NVIDIA H200"})
+    assert build_golden("x", "cuda-sm90", {"a__s0": gpu}, {"a": [gpu]}, {"command": "t"})["cells"]["a__s0"]["machine_by_seed"] == {"0": "NVIDIA H200, torch 2.14.1"}
+
+
 def test_golden_comparison_with_other_data_says_so():
     from kdbench.errors import GoldenMismatch
     from kdbench.golden import compare
