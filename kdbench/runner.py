@@ -187,6 +187,11 @@ class Runner:
         y = p.val.y.cpu()
         return lambda logits: classification_metrics(logits, y, p.data.num_classes, history_metric_names(spec))
 
+    @staticmethod
+    def train_metrics(p: Prepared, spec):
+        """The suite's per-epoch metrics of the training pass's logits (train_metrics_each_epoch)."""
+        return lambda logits, labels: classification_metrics(logits, labels, p.data.num_classes, history_metric_names(spec))
+
     def test_metrics(self, p: Prepared, spec, policy: prec.Policy):
         """The suite's metrics on the test split for a model (student.test_each_epoch)."""
         y = p.test.y.cpu()
@@ -302,7 +307,7 @@ class Runner:
                      stage=f"student {cell.student} [{cell.method}]", teacher=source if distil else None, kd=spec.kd if distil else None,
                      method="dkd" if cell.method == "dkd" else "kd",
                      teacher_logits=cached_logits, epoch_metrics=self.epoch_metrics(p, spec),
-                     test_metrics=self.test_metrics(p, spec, policy), log=self.fit_log,
+                     test_metrics=self.test_metrics(p, spec, policy), train_metrics=self.train_metrics(p, spec), log=self.fit_log,
                      checkpoint=self.checkpoint_path(self.ids.student_key(cell)), checkpoint_every_s=self.opts.checkpoint_every_s)
             logits, test_pass_s = timed_passes(lambda: predict(student, p.test, 512, policy, self.device), self.device)
             test_speed = throughput(len(p.test), test_pass_s)

@@ -86,6 +86,13 @@ class RecipeSpec:
     # teacher's forward, replayed from graphs captured once; CUDA only (eager elsewhere). The
     # eager step's kernels on the same inputs: trains as the eager step does.
     cuda_graph: bool = field(default=False, metadata=HASHED_WHEN_SET)
+    # Also the suite's per-epoch metrics (precision, recall, F1, AUROC, …) on the training
+    # pass's own predictions, into the history as train_<name> (S2 logs them per epoch on
+    # train, val and test). They are the logits each step trained on (augmented images, train
+    # mode), gathered as the epoch runs: no second pass over the data, and nothing trained
+    # differs. Keeps an epoch's logits on the device (images × classes floats). Student stages
+    # only, as test_each_epoch (teachers log their validation top-1).
+    train_metrics_each_epoch: bool = field(default=False, metadata=HASHED_WHEN_SET)
 
 
 @dataclass(frozen=True)

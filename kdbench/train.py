@@ -187,6 +187,7 @@ def fit(
     teacher_logits: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
     epoch_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None,
     test_metrics: Callable[[nn.Module], dict[str, float]] | None = None,
+    train_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
     log: Log = print,
     checkpoint: Path | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
@@ -200,7 +201,8 @@ def fit(
     its image's flip draw. ``epoch_metrics`` adds metrics of
     the validation logits to each epoch's history row (as val_<name>); with
     ``recipe.test_each_epoch``, ``test_metrics(model)`` adds test_<name> (logged, never used to
-    select or stop). Raises TrainingFault on a
+    select or stop); with ``recipe.train_metrics_each_epoch``, ``train_metrics(logits, labels)``
+    of the logits the epoch's steps trained on adds train_<name>. Raises TrainingFault on a
     non-finite loss (naming the epoch and step), leaving nothing half-done behind.
 
     ``checkpoint``: a file (keyed by the caller to this training's identity) where the whole
@@ -264,6 +266,9 @@ def fit(
         step_ids = torch.arange(steps, device=device)
         seen = 0
         last_note = t0
+        gather = train_metrics is not None and recipe.train_metrics_each_epoch
+        epoch_logits: list[torch.Tensor] = []
+        epoch_labels: list[torch.Tensor] = []
         for step, xb in enumerate(train.batches(perm, sizes)):
             lo, hi = step * bs, step * bs + sizes[step]
             idx = perm[lo:hi]
@@ -297,6 +302,10 @@ def fit(
             scaler.update()
             if sched_every == "step":
                 sched.step()
+            if gather:
+                # A copy: a graphed step's output is a buffer the next replay overwrites.
+                epoch_logits.append(out.detach().to(torch.float32, copy=True))
+                epoch_labels.append(yb)
             k = sizes[step]
             seen += k
             sums[0] += loss.detach().double() * k
@@ -338,6 +347,11 @@ def fit(
         }
         if epoch_metrics is not None and len(val):
             row.update({f"val_{k}": v for k, v in epoch_metrics(val_logits).items() if k != "top1"})
+        if gather:
+            row.update({f"train_{k}": v for k, v in train_metrics(torch.cat(epoch_logits), torch.cat(epoch_labels)).items()
+                        if k != "top1"})  # train_top1 is the running count above, the same figure
+            epoch_logits.clear()  # freed before the test pass below
+            epoch_labels.clear()
         if test_metrics is not None and recipe.test_each_epoch:  # logged only; never selects or stops
             row.update({f"test_{k}": v for k, v in test_metrics(model).items()})
         if device.type == "cuda":

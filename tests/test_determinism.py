@@ -120,6 +120,18 @@ def test_cuda_graph_steps_train_bitwise_as_eager_steps(tmp_path, cuda):
 
 
 @pytest.mark.gpu
+def test_train_metrics_of_graphed_steps_are_the_eager_steps(tmp_path, cuda):
+    # A graphed step's logits live in a buffer the next replay overwrites: the per-epoch train
+    # metrics must be gathered from copies, so they equal the eager steps' to the bit.
+    over = ("student.train_metrics_each_epoch=true", "metrics=[top1, recall_macro, f1_macro, auroc_macro]")
+    eager, graph = run_cell(tmp_path, "eager", "cuda", *over), run_cell(tmp_path, "graph", "cuda", *over, "student.cuda_graph=true")
+    assert_identical(eager, graph)
+    for name in eager:
+        rows = [[{k: v for k, v in h.items() if k.startswith("train_")} for h in r[name]["student"]["history"]] for r in (eager, graph)]
+        assert rows[0] == rows[1] and "train_f1_macro" in rows[0][-1], name
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_cuda_graph_steps_draw_the_eager_steps_dropout_masks(cuda, precision):
     """The smoke models have no dropout (S5's student has): here a model with BatchNorm and

@@ -190,3 +190,27 @@ def test_test_metrics_each_epoch_are_logged_not_used(tmp_path):
     assert last["test_top1"] == pytest.approx(res["metrics"]["test_top1_last"])
     header = next((tmp_path / "b" / "smoke").glob("*.history.csv")).read_text().splitlines()[0]
     assert header.endswith("val_f1_macro,test_top1,test_f1_macro")
+
+
+@pytest.mark.smoke
+def test_train_metrics_each_epoch_are_the_training_pass_s_and_change_nothing_trained(tmp_path):
+    """S2 logs precision / recall / F1 / AUROC per epoch on train too: gathered from the logits
+    the steps trained on. The same weights as without it, with the KD teacher's cached logits
+    and flip replay in the path (the kd cell, augment flip)."""
+    args = ["run", "suites/smoke.yaml", "--cells", "*cnn_tiny__fp32__kd*", "--set", "split.max_per_class=20", *QUICK,
+            "--set", "student.epochs=2", "--set", "student.augment=[flip]", "--set", "metrics=[top1, recall_micro, f1_macro, auroc_macro, agreement]"]
+    kdbench(*args, "--results", str(tmp_path / "a"), tmp=tmp_path, check=True)
+    kdbench(*args, "--results", str(tmp_path / "b"), "--set", "student.train_metrics_each_epoch=true", tmp=tmp_path, check=True)
+    plain, logged = (json.loads(next((tmp_path / d / "smoke").glob("*.json")).read_text()) for d in "ab")
+    assert logged["student"]["weights_sha256"] == plain["student"]["weights_sha256"]
+    assert logged["metrics"] == plain["metrics"]
+    for row, base in zip(logged["student"]["history"], plain["student"]["history"], strict=True):
+        # agreement is against the teacher (final test evaluation only); top1 is the running count.
+        assert set(row) - set(base) == {"train_recall_micro", "train_f1_macro", "train_auroc_macro"}
+        assert {k: row[k] for k in ("train_loss", "train_top1", "val_top1")} == {k: base[k] for k in ("train_loss", "train_top1", "val_top1")}
+        # Micro recall over every training image is its accuracy: the gathered logits are the
+        # epoch's, each with its own label, in step order.
+        assert row["train_recall_micro"] == pytest.approx(row["train_top1"], abs=1e-6)
+        assert 0.0 <= row["train_f1_macro"] <= 1.0 and 0.0 <= row["train_auroc_macro"] <= 1.0
+    header = next((tmp_path / "b" / "smoke").glob("*.history.csv")).read_text().splitlines()[0]
+    assert "train_f1_macro" in header.split(",")
