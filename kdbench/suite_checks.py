@@ -70,6 +70,10 @@ def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
         raise bad("label_smoothing", f"must be in [0, 1), got {r.label_smoothing}")
     if r.cuda_graph and r.compile:
         raise bad("cuda_graph", "choose cuda_graph or compile, not both (torch.compile brings its own CUDA graphs)")
+    for logged in ("test_each_epoch", "train_metrics_each_epoch"):
+        if path == "teacher" and getattr(r, logged):
+            # Else silently ignored: only the student stage logs these per-epoch metrics.
+            raise bad(logged, "is a student option (teachers log their validation top-1 each epoch): set it under student")
     for i, a in enumerate(r.augment):
         if a not in AUGMENTATIONS:
             raise bad(f"augment[{i}]", f"unknown augmentation {a!r}{suggest(a, list(AUGMENTATIONS))}; known: {', '.join(AUGMENTATIONS)}")

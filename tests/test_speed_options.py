@@ -81,7 +81,7 @@ def test_a_recipe_field_added_later_leaves_the_hash_of_recipes_without_it_alone(
     from kdbench.suite import RecipeSpec, spec_hash
 
     recipe = load_suite(REPO / "suites" / "canonical-cifar.yaml").spec.student
-    later = ("cuda_graph", "train_metrics_each_epoch")  # HASHED_WHEN_SET fields (2026-11-28, 2026-11-28)
+    later = ("cuda_graph", "train_metrics_each_epoch")  # the HASHED_WHEN_SET fields, added after results existed
     before = {k: v for k, v in dataclasses.asdict(recipe).items() if k not in later}  # the form hashed before them
     assert spec_hash(recipe) == hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
     assert spec_hash(dataclasses.replace(recipe, cuda_graph=True)) != spec_hash(recipe)
