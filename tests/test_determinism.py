@@ -120,7 +120,7 @@ def test_cuda_graph_steps_train_bitwise_as_eager_steps(tmp_path, cuda):
 
 
 @pytest.mark.gpu
-def test_train_metrics_of_graphed_steps_are_the_eager_steps(tmp_path, cuda):
+def test_cuda_graph_steps_log_the_eager_steps_train_metrics(tmp_path, cuda):
     # A graphed step's logits live in a buffer the next replay overwrites: the per-epoch train
     # metrics must be gathered from copies, so they equal the eager steps' to the bit.
     over = ("student.train_metrics_each_epoch=true", "metrics=[top1, recall_macro, f1_macro, auroc_macro]")

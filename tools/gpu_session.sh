@@ -28,7 +28,8 @@
 #                      precision (tests/test_bench.py), once each: absolute figures, landed under
 #                      benchmarks/runs/ (not a regression baseline: no noise measured for them);
 #                      BENCH_MODELS="resnet or vgg" narrows them to the models that match
-#         graph        the cuda_graph option: its steps against the eager ones, bitwise (dropout too)
+#         graph        the cuda_graph option: its steps against the eager ones, bitwise (dropout and
+#                      per-epoch train metrics too)
 #                      (tests/test_determinism.py), then the canonical pair's loop eager against
 #                      graphed, fp32 and bf16, batch 64 and 512 (tools/bench_loop.py --graph)
 #         models-suites
