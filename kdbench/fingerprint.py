@@ -9,7 +9,7 @@ import io
 import tokenize
 from pathlib import Path
 
-CODE_FILES = ("train.py", "augment.py", "graphed.py", "losses.py", "precision.py", "metrics.py", "models", "data/split.py")
+CODE_FILES = ("train.py", "augment.py", "graphed.py", "losses.py", "precision.py", "metrics.py", "recompute.py", "models", "data/split.py")
 # fp8 training runs through fp8.py too, so it is part of the fingerprint of fp8 cells. Other
 # cells only take their (simulated) fp8 evaluation from it, an extra figure beside their own;
 # re-running every finished cell for a change there would cost more than it protects.

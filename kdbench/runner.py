@@ -19,7 +19,7 @@ from . import precision as prec
 from .cpu_bf16 import slow_bf16_warning
 from .data.base import default_cache_dir, resolve_data_root
 from .determinism import configure_determinism, device_class, environment
-from .errors import KDBenchError, TrainingFault
+from .errors import KDBenchError, SuiteError, TrainingFault
 from .fp8 import SIMULATION, fp8_simulated, fp8_training_unsupported, no_fp8_layers_reason, to_fp8_training
 from .identity import CellIdentity
 from .io import SuiteLock, atomic_write_bytes, atomic_write_json, read_json, state_dict_bytes, tensors_sha256
@@ -28,6 +28,7 @@ from .metrics import classification_metrics, per_class_report
 from .models import build_model, count_flops, count_params
 from .models.weights import file_sha256, load_pretrained, read_state_dict
 from .prepare import Prepared, prepare_data
+from .recompute import supports_gradient_checkpointing
 from .results import StagePace, history_csv, progress_text
 from .stage_cache import StageCache
 from .suite import Cell, Suite, spec_hash
@@ -201,9 +202,18 @@ class Runner:
     # ----------------------------------------------------------------- cells
 
     def check_runnable(self, cells: list[Cell]) -> None:
-        """Everything that can be known before training: precisions on this device, data."""
+        """Everything that can be known before training: precisions on this device, data,
+        gradient checkpointing in every model whose recipe asks for it."""
         for c in cells:
             prec.get_policy(c.precision, self.device)
+        asked = {(name, role) for c in cells for role, names in (("teacher", (c.teacher,)), ("student", (*c.assistants, c.student)))
+                 for name in names if getattr(self.suite.spec_of(c), role).grad_checkpointing}
+        for name, role in sorted(asked):
+            with torch.device("meta"):  # the architecture only: no memory, no initialisation cost
+                model = build_model(name, 3, 10, 32)
+            if not supports_gradient_checkpointing(model):
+                raise SuiteError(self.suite.source, f"{role}.grad_checkpointing", f"{name} has no gradient checkpointing "
+                                 f"(timm models, vit_* included, have it): leave it off, or train only timm models by the {role} recipe")
         for name in dict.fromkeys(c.dataset for c in cells):
             self.prepare(name)
 

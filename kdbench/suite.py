@@ -93,6 +93,12 @@ class RecipeSpec:
     # differs. Keeps an epoch's logits on the device (images × classes floats). Student stages
     # only, as test_each_epoch (teachers log their validation top-1).
     train_metrics_each_epoch: bool = field(default=False, metadata=HASHED_WHEN_SET)
+    # Gradient checkpointing (kdbench.recompute; S3 uses it for memory): timm models recompute
+    # each block's forward in the backward pass instead of keeping its activations. Trains
+    # bitwise as without it (BatchNorm's running statistics are guarded against the double
+    # update a recomputation makes); costs about one more forward a step. timm models only;
+    # not with compile or cuda_graph.
+    grad_checkpointing: bool = field(default=False, metadata=HASHED_WHEN_SET)
 
 
 @dataclass(frozen=True)

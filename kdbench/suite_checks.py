@@ -70,6 +70,8 @@ def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
         raise bad("label_smoothing", f"must be in [0, 1), got {r.label_smoothing}")
     if r.cuda_graph and r.compile:
         raise bad("cuda_graph", "choose cuda_graph or compile, not both (torch.compile brings its own CUDA graphs)")
+    if r.grad_checkpointing and (r.compile or r.cuda_graph):
+        raise bad("grad_checkpointing", "is not tested with compile or cuda_graph: use one of them")
     for logged in ("test_each_epoch", "train_metrics_each_epoch"):
         if path == "teacher" and getattr(r, logged):
             # Else silently ignored: only the student stage logs these per-epoch metrics.

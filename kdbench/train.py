@@ -8,6 +8,7 @@ same seeded order."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -26,6 +27,7 @@ from .data.stream import FileImages, default_workers
 from .errors import TrainingFault
 from .graphed import GraphedStep
 from .losses import ce_loss, dkd_loss, kd_loss
+from .recompute import gradient_checkpointing
 from .suite import KDSpec, RecipeSpec
 
 Log = Callable[[str], None]
@@ -251,129 +253,132 @@ def fit(
         result.history, result.selected_epoch = saved["history"], saved["selected_epoch"]
         best_val, best_state, since_best = saved["best_val"], saved["best_state"], saved["since_best"]
     last_save = time.perf_counter()
-    for epoch in range(first_epoch, recipe.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        # Everything random for the epoch is drawn up front and moved to the device once:
-        # no host-device copy or synchronisation inside the step loop.
-        perm = epoch_order(train.y.cpu(), recipe.sampling, gen)
-        sizes = [min(bs, n - i * bs) for i in range(steps)]
-        aug = {k: v.to(device) for k, v in draw_augmentation(recipe.augment, sizes, gen).items()} if recipe.augment else {}
-        perm = perm.to(device)
-        sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, ce, kd (× batch size), correct
-        first_bad = torch.full((), -1, dtype=torch.int64, device=device)
-        bad_loss = torch.zeros((), device=device)
-        step_ids = torch.arange(steps, device=device)
-        seen = 0
-        last_note = t0
-        gather = train_metrics is not None and recipe.train_metrics_each_epoch
-        epoch_logits: list[torch.Tensor] = []
-        epoch_labels: list[torch.Tensor] = []
-        for step, xb in enumerate(train.batches(perm, sizes)):
-            lo, hi = step * bs, step * bs + sizes[step]
-            idx = perm[lo:hi]
-            if aug:
-                xb = apply_augmentation(xb, {k: v[lo:hi] for k, v in aug.items()})
-            xb = train.normalise(xb).contiguous(memory_format=memory_format)
-            yb = train.y[idx]
-            if recipe.cuda_graph and graph is None and device.type == "cuda" and sizes[step] == bs:
-                graph = GraphedStep(model, teacher if teacher_logits is None else None, xb.shape, memory_format, policy, device, stage)
-            with prec.autocast(policy, device, cache=graph is None):
-                out = model(xb) if graph is None else graph.student(xb)
-                if teacher is not None and teacher_logits is None:
-                    with torch.no_grad():
-                        t_out = teacher(xb) if graph is None else graph.teacher_forward(xb)
-            if isinstance(teacher_logits, tuple):
-                t_out = torch.where(aug["flip"][lo:hi, None], teacher_logits[1][idx], teacher_logits[0][idx])
-            elif teacher_logits is not None:
-                t_out = teacher_logits[idx]
-            if teacher is not None and kd is not None and method == "dkd":
-                loss, parts = dkd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.dkd_ce_weight, alpha=kd.dkd_alpha, beta=kd.dkd_beta, label_smoothing=recipe.label_smoothing)
-            elif teacher is not None and kd is not None:
-                loss, parts = kd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.ce_weight, kd_weight=kd.kd_weight, label_smoothing=recipe.label_smoothing)
-            else:
-                loss, parts = ce_loss(out, yb, recipe.label_smoothing)
-            newly_bad = (first_bad < 0) & ~torch.isfinite(loss)
-            first_bad = torch.where(newly_bad, step_ids[step], first_bad)
-            bad_loss = torch.where(newly_bad, loss.detach().float(), bad_loss)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            if sched_every == "step":
+    # Gradient checkpointing (kdbench.recompute) for the epochs only: the model leaves fit as it came.
+    recomputing = gradient_checkpointing(model, stage) if recipe.grad_checkpointing else contextlib.nullcontext()
+    with recomputing:
+        for epoch in range(first_epoch, recipe.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            # Everything random for the epoch is drawn up front and moved to the device once:
+            # no host-device copy or synchronisation inside the step loop.
+            perm = epoch_order(train.y.cpu(), recipe.sampling, gen)
+            sizes = [min(bs, n - i * bs) for i in range(steps)]
+            aug = {k: v.to(device) for k, v in draw_augmentation(recipe.augment, sizes, gen).items()} if recipe.augment else {}
+            perm = perm.to(device)
+            sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, ce, kd (× batch size), correct
+            first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+            bad_loss = torch.zeros((), device=device)
+            step_ids = torch.arange(steps, device=device)
+            seen = 0
+            last_note = t0
+            gather = train_metrics is not None and recipe.train_metrics_each_epoch
+            epoch_logits: list[torch.Tensor] = []
+            epoch_labels: list[torch.Tensor] = []
+            for step, xb in enumerate(train.batches(perm, sizes)):
+                lo, hi = step * bs, step * bs + sizes[step]
+                idx = perm[lo:hi]
+                if aug:
+                    xb = apply_augmentation(xb, {k: v[lo:hi] for k, v in aug.items()})
+                xb = train.normalise(xb).contiguous(memory_format=memory_format)
+                yb = train.y[idx]
+                if recipe.cuda_graph and graph is None and device.type == "cuda" and sizes[step] == bs:
+                    graph = GraphedStep(model, teacher if teacher_logits is None else None, xb.shape, memory_format, policy, device, stage)
+                with prec.autocast(policy, device, cache=graph is None):
+                    out = model(xb) if graph is None else graph.student(xb)
+                    if teacher is not None and teacher_logits is None:
+                        with torch.no_grad():
+                            t_out = teacher(xb) if graph is None else graph.teacher_forward(xb)
+                if isinstance(teacher_logits, tuple):
+                    t_out = torch.where(aug["flip"][lo:hi, None], teacher_logits[1][idx], teacher_logits[0][idx])
+                elif teacher_logits is not None:
+                    t_out = teacher_logits[idx]
+                if teacher is not None and kd is not None and method == "dkd":
+                    loss, parts = dkd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.dkd_ce_weight, alpha=kd.dkd_alpha, beta=kd.dkd_beta, label_smoothing=recipe.label_smoothing)
+                elif teacher is not None and kd is not None:
+                    loss, parts = kd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.ce_weight, kd_weight=kd.kd_weight, label_smoothing=recipe.label_smoothing)
+                else:
+                    loss, parts = ce_loss(out, yb, recipe.label_smoothing)
+                newly_bad = (first_bad < 0) & ~torch.isfinite(loss)
+                first_bad = torch.where(newly_bad, step_ids[step], first_bad)
+                bad_loss = torch.where(newly_bad, loss.detach().float(), bad_loss)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                if sched_every == "step":
+                    sched.step()
+                if gather:
+                    # A copy: a graphed step's output is a buffer the next replay overwrites.
+                    epoch_logits.append(out.detach().to(torch.float32, copy=True))
+                    epoch_labels.append(yb)
+                k = sizes[step]
+                seen += k
+                sums[0] += loss.detach().double() * k
+                sums[3] += (out.detach().argmax(1) == yb).sum()
+                sums[1] += parts["ce"].double() * k
+                if "kd" in parts:
+                    sums[2] += parts["kd"].double() * k
+                # One synchronisation every 32 steps (and at the end) to stop on a non-finite
+                # loss; the first bad step is recorded on the device, so it is named exactly.
+                if step % 32 == 31 or step == steps - 1:
+                    bad_step = int(first_bad)
+                    if time.perf_counter() - last_note > PROGRESS_EVERY_S and step < steps - 1:
+                        last_note = time.perf_counter()
+                        log(f"    {stage} epoch {epoch}/{recipe.epochs}  step {step + 1}/{steps}  "
+                            f"{seen / (last_note - t0):.0f} img/s")
+                    if bad_step >= 0:
+                        raise TrainingFault(
+                            f"{stage}: loss became {float(bad_loss)} at epoch {epoch}, step {bad_step + 1}/{steps} "
+                            f"(lr {opt.param_groups[0]['lr']:.3g}, precision {policy.name}); lower the LR or use another precision",
+                            stage=stage, epoch=epoch, step=bad_step + 1,
+                        )
+            totals = (sums / seen).tolist()
+            val_logits = predict(model, val, max(bs, 256), policy, device)
+            val_top1 = (val_logits.argmax(1) == val.y.cpu()).float().mean().item() if len(val) else float("nan")
+            lr_now = opt.param_groups[0]["lr"]
+            if sched_every == "epoch":
                 sched.step()
+            elif sched_every == "val":
+                sched.step(val_top1)
+            row = {
+                "epoch": epoch,
+                "train_loss": totals[0],
+                "train_ce": totals[1],
+                "train_kd": totals[2] if teacher is not None else None,
+                "train_top1": totals[3],
+                "val_top1": val_top1,
+                "lr": lr_now,
+                "epoch_seconds": round(time.perf_counter() - t0, 3),
+            }
+            if epoch_metrics is not None and len(val):
+                row.update({f"val_{k}": v for k, v in epoch_metrics(val_logits).items() if k != "top1"})
             if gather:
-                # A copy: a graphed step's output is a buffer the next replay overwrites.
-                epoch_logits.append(out.detach().to(torch.float32, copy=True))
-                epoch_labels.append(yb)
-            k = sizes[step]
-            seen += k
-            sums[0] += loss.detach().double() * k
-            sums[3] += (out.detach().argmax(1) == yb).sum()
-            sums[1] += parts["ce"].double() * k
-            if "kd" in parts:
-                sums[2] += parts["kd"].double() * k
-            # One synchronisation every 32 steps (and at the end) to stop on a non-finite
-            # loss; the first bad step is recorded on the device, so it is named exactly.
-            if step % 32 == 31 or step == steps - 1:
-                bad_step = int(first_bad)
-                if time.perf_counter() - last_note > PROGRESS_EVERY_S and step < steps - 1:
-                    last_note = time.perf_counter()
-                    log(f"    {stage} epoch {epoch}/{recipe.epochs}  step {step + 1}/{steps}  "
-                        f"{seen / (last_note - t0):.0f} img/s")
-                if bad_step >= 0:
-                    raise TrainingFault(
-                        f"{stage}: loss became {float(bad_loss)} at epoch {epoch}, step {bad_step + 1}/{steps} "
-                        f"(lr {opt.param_groups[0]['lr']:.3g}, precision {policy.name}); lower the LR or use another precision",
-                        stage=stage, epoch=epoch, step=bad_step + 1,
-                    )
-        totals = (sums / seen).tolist()
-        val_logits = predict(model, val, max(bs, 256), policy, device)
-        val_top1 = (val_logits.argmax(1) == val.y.cpu()).float().mean().item() if len(val) else float("nan")
-        lr_now = opt.param_groups[0]["lr"]
-        if sched_every == "epoch":
-            sched.step()
-        elif sched_every == "val":
-            sched.step(val_top1)
-        row = {
-            "epoch": epoch,
-            "train_loss": totals[0],
-            "train_ce": totals[1],
-            "train_kd": totals[2] if teacher is not None else None,
-            "train_top1": totals[3],
-            "val_top1": val_top1,
-            "lr": lr_now,
-            "epoch_seconds": round(time.perf_counter() - t0, 3),
-        }
-        if epoch_metrics is not None and len(val):
-            row.update({f"val_{k}": v for k, v in epoch_metrics(val_logits).items() if k != "top1"})
-        if gather:
-            row.update({f"train_{k}": v for k, v in train_metrics(torch.cat(epoch_logits), torch.cat(epoch_labels)).items()
-                        if k != "top1"})  # train_top1 is the running count above, the same figure
-            epoch_logits.clear()  # freed before the test pass below
-            epoch_labels.clear()
-        if test_metrics is not None and recipe.test_each_epoch:  # logged only; never selects or stops
-            row.update({f"test_{k}": v for k, v in test_metrics(model).items()})
-        if device.type == "cuda":
-            row["max_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-        result.history.append(row)
-        log(f"    {stage} epoch {epoch}/{recipe.epochs}  loss {row['train_loss']:.4f}  val_top1 {val_top1:.4f}  lr {lr_now:.3g}  {row['epoch_seconds']:.1f}s")
-        improved = val_top1 > best_val + recipe.early_stopping.min_delta
-        if improved:
-            best_val, since_best = val_top1, 0
-            if recipe.select == "best_val":
-                best_state, result.selected_epoch = copy.deepcopy(model.state_dict()), epoch
-        else:
-            since_best += 1
-        if recipe.early_stopping.patience and since_best >= recipe.early_stopping.patience:
-            result.stopped_early = True
-            log(f"    {stage} early stop after epoch {epoch}: no val_top1 gain for {since_best} epochs")
-            break
-        if checkpoint is not None and epoch < recipe.epochs and time.perf_counter() - last_save >= checkpoint_every_s:
-            save_training(checkpoint, stage, recipe, epoch, model, opt, sched, scaler, gen, device, {
-                "history": result.history, "selected_epoch": result.selected_epoch, "best_val": best_val, "best_state": best_state,
-                "since_best": since_best, "train_seconds": seconds_before + time.perf_counter() - t_start})
-            last_save = time.perf_counter()
+                row.update({f"train_{k}": v for k, v in train_metrics(torch.cat(epoch_logits), torch.cat(epoch_labels)).items()
+                            if k != "top1"})  # train_top1 is the running count above, the same figure
+                epoch_logits.clear()  # freed before the test pass below
+                epoch_labels.clear()
+            if test_metrics is not None and recipe.test_each_epoch:  # logged only; never selects or stops
+                row.update({f"test_{k}": v for k, v in test_metrics(model).items()})
+            if device.type == "cuda":
+                row["max_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+            result.history.append(row)
+            log(f"    {stage} epoch {epoch}/{recipe.epochs}  loss {row['train_loss']:.4f}  val_top1 {val_top1:.4f}  lr {lr_now:.3g}  {row['epoch_seconds']:.1f}s")
+            improved = val_top1 > best_val + recipe.early_stopping.min_delta
+            if improved:
+                best_val, since_best = val_top1, 0
+                if recipe.select == "best_val":
+                    best_state, result.selected_epoch = copy.deepcopy(model.state_dict()), epoch
+            else:
+                since_best += 1
+            if recipe.early_stopping.patience and since_best >= recipe.early_stopping.patience:
+                result.stopped_early = True
+                log(f"    {stage} early stop after epoch {epoch}: no val_top1 gain for {since_best} epochs")
+                break
+            if checkpoint is not None and epoch < recipe.epochs and time.perf_counter() - last_save >= checkpoint_every_s:
+                save_training(checkpoint, stage, recipe, epoch, model, opt, sched, scaler, gen, device, {
+                    "history": result.history, "selected_epoch": result.selected_epoch, "best_val": best_val, "best_state": best_state,
+                    "since_best": since_best, "train_seconds": seconds_before + time.perf_counter() - t_start})
+                last_save = time.perf_counter()
     if recipe.select == "best_val" and best_state is not None:
         model.load_state_dict(best_state)
     else:

@@ -62,6 +62,8 @@ def test_unknown_key_suggests_the_right_one():
         ({"student__optimizer__name": "adamw2"}, "student.optimizer.name", "did you mean 'adamw'"),
         ({"seeds": []}, "seeds", "at least one seed"),
         ({"student__cuda_graph": True, "student__compile": True}, "student.cuda_graph", "not both"),
+        ({"student__grad_checkpointing": True, "student__compile": True}, "student.grad_checkpointing", "not tested with compile"),
+        ({"teacher__grad_checkpointing": True, "teacher__cuda_graph": True}, "teacher.grad_checkpointing", "not tested with compile or cuda_graph"),
         ({"teacher__train_metrics_each_epoch": True}, "teacher.train_metrics_each_epoch", "is a student option"),
         ({"teacher__test_each_epoch": True}, "teacher.test_each_epoch", "is a student option"),
         ({"split__test": 0.1, "split__train": 0.8}, "matrix.datasets[0]", "has its own test split"),

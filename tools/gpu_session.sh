@@ -132,7 +132,7 @@ setup() {
 }
 
 run_determinism() {  # $1: pytest -k selection, $2: log name
-  python3 -m pytest -m gpu tests/test_determinism.py -k "$1" -ra 2>&1 | tee "$OUT/$2.log"
+  python3 -m pytest -m gpu tests/test_determinism.py -k "$1" -raP 2>&1 | tee "$OUT/$2.log"
   local rc=${PIPESTATUS[0]}
   # Every test skipped (no GPU, no torchao, no fp8 matmuls): nothing was checked, so the part
   # is not done; 75 tells 'part' to try again next call.
@@ -154,8 +154,8 @@ run_bench() {  # $1: pytest -k selection (empty: every benchmark)
 
 run_loop() { python3 tools/bench_loop.py --data-root "$KDBENCH_DATA" | tee "$OUT/bench-loop.jsonl"; }
 
-run_graph() {  # cuda_graph: bitwise against the eager step, then its speed on the canonical pair
-  run_determinism cuda_graph determinism-graph || return $?
+run_graph() {  # cuda_graph (and grad_checkpointing): bitwise against the eager step, then cuda_graph's speed on the canonical pair
+  run_determinism "cuda_graph or grad_checkpointing" determinism-graph || return $?
   python3 tools/bench_loop.py --data-root "$KDBENCH_DATA" --teacher resnet56 --student resnet20 --graph | tee "$OUT/bench-graph.jsonl"
 }
 
