@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from tabulate import tabulate
 
 from .errors import GoldenMismatch
@@ -211,6 +213,13 @@ def per_class_tables(results: dict[str, dict]) -> list[tuple[dict, str]]:
     return tables
 
 
+def median_epoch_text(history: list[dict]) -> str:
+    """The median epoch's wall-clock seconds: unlike the whole training's, it stays put when
+    something else shared the machine for a few epochs."""
+    times = [row["epoch_seconds"] for row in history if row.get("epoch_seconds")]
+    return f"{statistics.median(times):,.1f}" if times else "—"
+
+
 def training_table(results: dict[str, dict]) -> str | None:
     """Per cell: size, cost and how training ended (S4's run summary)."""
     table = []
@@ -224,12 +233,13 @@ def training_table(results: dict[str, dict]) -> str | None:
         table.append([*([c["dataset"]] if several else []), c["student"], c["method"], c["precision"], c["seed"], *([c.get("variant", "")] if swept else []),
                       f"{r['params']['student']:,}", f"{flops / 1e6:,.1f}" if flops else "—",
                       f"{st['selected_epoch']} / {len(st['history'])}", "yes" if st["stopped_early"] else "no",
-                      f"{st['train_seconds']:,.1f}", f"{cost['student_test_images_per_s']:,.0f}" if "student_test_images_per_s" in cost else "—",
+                      f"{st['train_seconds']:,.1f}", median_epoch_text(st["history"]),
+                      f"{cost['student_test_images_per_s']:,.0f}" if "student_test_images_per_s" in cost else "—",
                       f"{cost['student_latency_ms']['batch1_median_ms']:.2f}" if "student_latency_ms" in cost else "—"])
     if not table:
         return None
     headers = [*(["dataset"] if several else []), "student", "method", "precision", "seed", *(["sweep"] if swept else []), "params", "MFLOPs / image",
-               "epoch kept / run", "stopped early", "train s", "test images / s", "latency ms (batch 1)"]
+               "epoch kept / run", "stopped early", "train s", "s / epoch (median)", "test images / s", "latency ms (batch 1)"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -330,6 +340,8 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
     if summary:
         lines += ["## Training summary", "",
                   "Epoch kept: the epoch whose weights were evaluated (best on validation, or the last). "
+                  "Train s: the whole training's wall clock, which counts anything else the machine ran meanwhile; "
+                  "s / epoch: its median epoch, which does not. "
                   "Test images / s: the whole test split at batch 512 in the cell's precision, host-timed, the median of 3 passes "
                   "(one pass in results made before 2026-11-27 afternoon). "
                   "Latency: one image at batch 1, median of 30 timed passes after 5 warm-up passes (GPU synchronised).", "",

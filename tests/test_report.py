@@ -368,6 +368,24 @@ def test_a_page_over_two_data_sets_keeps_each_data_sets_classes(tmp_path):
     assert set(draw_all(results, tmp_path)) == {"training curves", "confusion matrices", "accuracy vs parameters"}
 
 
+def test_training_summary_gives_the_median_epoch_beside_the_wall_clock():
+    """S4's rescnn_b6 run at seed 2 shared the CPU with another job for two of its 30 epochs
+    (committed as run): its whole training's seconds carry that, its median epoch does not."""
+    import statistics
+
+    from kdbench.report import training_table
+
+    from .conftest import REPO
+
+    path = REPO / "reports/results/cpu/s4-fmnist/fashion-mnist__timm-resnet18__rescnn_b6__fp32__none__s2.json"
+    result = json.loads(path.read_text())
+    times = [row["epoch_seconds"] for row in result["student"]["history"]]
+    row = next(line for line in training_table({path.stem: result}).splitlines() if "rescnn_b6" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[cells.index(f"{result['student']['train_seconds']:,.1f}") + 1] == f"{statistics.median(times):,.1f}"
+    assert statistics.median(times) * len(times) < 0.8 * result["student"]["train_seconds"], "the contended epochs are in the wall clock"
+
+
 def test_seeds_table_on_the_committed_smoke_results():
     """The smoke results (5 seeds per cell, real runs) summarised over seeds; the figures are
     recomputed here independently with the statistics module."""
