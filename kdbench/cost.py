@@ -7,7 +7,7 @@ be planned against its budget.
 
 FLOPs are torch's FlopCounterMode counts (2 per multiply-add, convolutions and matmuls) of one
 forward pass; a training step is taken as 3 forward passes (the backward pass costs about
-twice the forward). Epochs are the recipe's: early stopping can end a training sooner, so the
+twice the forward), 4 with gradient checkpointing (the blocks' forward again in the backward). Epochs are the recipe's: early stopping can end a training sooner, so the
 totals are upper bounds.
 
 FLOPs say little about time where a model is bound by launching its kernels rather than by
@@ -29,6 +29,16 @@ from .models import build_model, count_flops
 from .suite import Cell, Suite, spec_hash
 
 TRAIN_STEP_FORWARDS = 3  # forward + backward ≈ 3 forward passes
+# Recipe options that change how long an epoch takes, not what it trains on: trainings that
+# differ in them are timed apart.
+SPEED_OPTIONS = ("channels_last", "fused_optimizer", "compile", "cuda_graph", "grad_checkpointing")
+
+
+def speed_options(recipe) -> tuple[str, ...]:
+    """The SPEED_OPTIONS a recipe sets (a RecipeSpec, or its dict in a result file; results
+    from before an option existed have no key for it: off)."""
+    get = recipe.get if isinstance(recipe, dict) else lambda o: getattr(recipe, o)
+    return tuple(o for o in SPEED_OPTIONS if get(o))
 
 
 @dataclass(frozen=True)
@@ -56,15 +66,17 @@ class Stage:
     precision: str = ""
     batch_size: int = 0
     source: str = ""  # the model it distils from every step ("" for none or cached logits)
+    speed: tuple[str, ...] = ()  # the recipe's SPEED_OPTIONS
 
     def timing_key(self) -> tuple:
-        return timing_key(self.model, self.dataset, self.precision, self.batch_size, self.teacher_passes, self.source)
+        return timing_key(self.model, self.dataset, self.precision, self.batch_size, self.teacher_passes, self.source, self.speed)
 
 
-def timing_key(model: str, dataset: str, precision: str, batch_size: int, passes: str, source: str) -> tuple:
+def timing_key(model: str, dataset: str, precision: str, batch_size: int, passes: str, source: str, speed: tuple[str, ...]) -> tuple:
     """What the time of an epoch depends on, beyond the device: the model, its data and
-    precision, the batch size, and the teacher it runs beside every step, if any."""
-    return (model, dataset, precision, batch_size, passes, source if passes == "every step" else "")
+    precision, the batch size, the teacher it runs beside every step, if any, and the speed
+    options."""
+    return (model, dataset, precision, batch_size, passes, source if passes == "every step" else "", speed)
 
 
 def replayed_versions(augment: tuple[str, ...]) -> int | None:
@@ -92,7 +104,7 @@ def suite_stages(suite: Suite, cells: list[Cell], shapes: dict[str, Shape]) -> l
             return
         s = shapes[cell.dataset]
         f = fwd(model, cell.dataset)
-        flops = recipe.epochs * (TRAIN_STEP_FORWARDS * f * s.n_train + f * s.n_val)
+        flops = recipe.epochs * ((TRAIN_STEP_FORWARDS + recipe.grad_checkpointing) * f * s.n_train + f * s.n_val)
         passes = ""
         if source is not None:
             ft = fwd(source, cell.dataset)
@@ -108,7 +120,7 @@ def suite_stages(suite: Suite, cells: list[Cell], shapes: dict[str, Shape]) -> l
                 stages[table].cells.append(cell.id)
                 passes = f"cached ×{versions}"
         stages[key] = Stage(role, model, cell.dataset, recipe.epochs, s.n_train, f, passes, flops, [cell.id], cell.precision,
-                            recipe.batch_size, source if per_step and source is not None else "")
+                            recipe.batch_size, source if per_step and source is not None else "", speed_options(recipe))
 
     for cell in cells:
         spec = suite.spec_of(cell)
@@ -140,11 +152,12 @@ def measured_epoch_seconds(results: list[dict]) -> dict[tuple, float]:
 
     for r in results:
         cell, spec = r["cell"], r["suite_spec"]
-        add(timing_key(cell["teacher"], cell["dataset"], cell["precision"], spec["teacher"]["batch_size"], "", ""),
+        add(timing_key(cell["teacher"], cell["dataset"], cell["precision"], spec["teacher"]["batch_size"], "", "", speed_options(spec["teacher"])),
             r.get("teacher", {}).get("history"))
         previous = cell["teacher"]
         for stage in r.get("teacher", {}).get("chain") or ():  # TAKD assistants: student recipe, the model before every step
-            add(timing_key(stage["model"], cell["dataset"], cell["precision"], spec["student"]["batch_size"], "every step", previous),
+            add(timing_key(stage["model"], cell["dataset"], cell["precision"], spec["student"]["batch_size"], "every step", previous,
+                           speed_options(spec["student"])),
                 stage.get("history"))  # results before 2026-11-26 did not record it
             previous = stage["model"]
         passes, source = "", ""
@@ -153,7 +166,8 @@ def measured_epoch_seconds(results: list[dict]) -> dict[tuple, float]:
             versions = replayed_versions(tuple(spec["student"].get("augment", ())))
             passes = "every step" if versions is None else f"cached ×{versions}"
             source = (cell.get("assistants") or [cell["teacher"]])[-1]
-        add(timing_key(cell["student"], cell["dataset"], cell["precision"], spec["student"]["batch_size"], passes, source),
+        add(timing_key(cell["student"], cell["dataset"], cell["precision"], spec["student"]["batch_size"], passes, source,
+                       speed_options(spec["student"])),
             r.get("student", {}).get("history"))
     return {k: statistics.median(v) for k, v in found.items()}
 

@@ -163,3 +163,37 @@ def test_takd_assistants_are_timed_by_their_recorded_epochs():
     assistant = next(st for st in stages if st.role == "assistant")
     assert measured_seconds(assistant, seconds) == 3.0 * 6  # the median after the first epoch, times 6 epochs
     assert all(measured_seconds(st, seconds) is not None for st in stages if st.epochs), "teacher, assistant and student all timed"
+
+
+def test_gradient_checkpointing_costs_a_forward_more_and_speed_options_are_timed_apart():
+    """grad_checkpointing recomputes the blocks' forward in the backward pass: 4 forward passes a
+    step. An epoch measured with a speed option set (compile, cuda_graph, …) times only
+    trainings with the same options: it says nothing of an epoch without them."""
+    import json
+    import statistics
+
+    from kdbench.cost import measured_epoch_seconds, measured_seconds
+
+    text = (REPO / "suites" / "smoke.yaml").read_text()
+    plain = parse_suite(text, "x.yaml", ("matrix.teachers=[timm/resnet18]",))
+    recomputed = parse_suite(text, "x.yaml", ("matrix.teachers=[timm/resnet18]", "teacher.grad_checkpointing=true"))
+    t = count_flops(build_model("timm/resnet18", 1, 10, 28), 1, 28)
+    teacher = [next(st for st in suite_stages(s, s.cells(), SMOKE_SHAPE) if st.role == "teacher") for s in (plain, recomputed)]
+    assert teacher[0].flops == 6 * (3 * t * 1800 + t * 200) and teacher[1].flops == 6 * (4 * t * 1800 + t * 200)
+    assert teacher[0].speed == () and teacher[1].speed == ("grad_checkpointing",)
+
+    r = json.loads((SMOKE_RESULTS / "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0.json").read_text())
+    compiled = json.loads(json.dumps(r))
+    compiled["suite_spec"]["student"]["compile"] = True
+    for h in compiled["student"]["history"]:
+        h["epoch_seconds"] = 0.5
+    seconds = measured_epoch_seconds([r, compiled])
+    cell = "fmnist-smoke__cnn_medium__cnn_small__fp32__kd__s0"
+
+    def student_seconds(*overrides: str) -> float | None:
+        suite = parse_suite(text, "x.yaml", overrides)
+        return measured_seconds(next(st for st in suite_stages(suite, suite.cells(), SMOKE_SHAPE) if st.cells == [cell]), seconds)
+
+    assert student_seconds() == statistics.median([h["epoch_seconds"] for h in r["student"]["history"]][1:]) * 6
+    assert student_seconds("student.compile=true") == 0.5 * 6
+    assert student_seconds("student.cuda_graph=true") is None, "no result measured an epoch with cuda_graph"
