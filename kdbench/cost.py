@@ -7,8 +7,9 @@ be planned against its budget.
 
 FLOPs are torch's FlopCounterMode counts (2 per multiply-add, convolutions and matmuls) of one
 forward pass; a training step is taken as 3 forward passes (the backward pass costs about
-twice the forward), 4 with gradient checkpointing (the blocks' forward again in the backward). Epochs are the recipe's: early stopping can end a training sooner, so the
-totals are upper bounds.
+twice the forward), 4 with gradient checkpointing (the blocks' forward again in the
+backward). Epochs are the recipe's: early stopping can end a training sooner, so the totals
+are upper bounds.
 
 FLOPs say little about time where a model is bound by launching its kernels rather than by
 arithmetic: the EfficientNet-B4 teacher of s1 (CIFAR-10, 32 px, fp32) sustained about 0.2

@@ -208,6 +208,11 @@ class Runner:
             prec.get_policy(c.precision, self.device)
         asked = {(name, role) for c in cells for role, names in (("teacher", (c.teacher,)), ("student", (*c.assistants, c.student)))
                  for name in names if getattr(self.suite.spec_of(c), role).grad_checkpointing}
+        fp8 = sorted({role for c in cells if c.precision == "fp8" for role in ("teacher", "student")
+                      if getattr(self.suite.spec_of(c), role).grad_checkpointing})
+        if fp8:
+            raise SuiteError(self.suite.source, f"{fp8[0]}.grad_checkpointing", "is not tested with fp8 training (its scaled matmuls "
+                             "would be recomputed): run the fp8 cells without it (--cells) or leave it off")
         for name, role in sorted(asked):
             with torch.device("meta"):  # the architecture only: no memory, no initialisation cost
                 model = build_model(name, 3, 10, 32)

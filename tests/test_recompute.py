@@ -107,3 +107,6 @@ def test_a_model_without_checkpointing_is_refused_before_anything_trains(smoke_d
                                                              "teacher.grad_checkpointing=true", "matrix.teachers=[timm/resnet34]",
                                                              "matrix.students=[timm/resnet18, vit_tiny]"))
     Runner(timm_only, RunOptions(results_dir=tmp_path, log=lambda m: None)).check_runnable(timm_only.cells())
+    with pytest.raises(SuiteError, match="not tested with fp8 training"):
+        fp8 = load_suite(REPO / "suites" / "smoke.yaml", ("student.grad_checkpointing=true", "matrix.students=[vit_tiny]", "matrix.precisions=[fp8]"))
+        Runner(fp8, RunOptions(results_dir=tmp_path, log=lambda m: None)).check_runnable(fp8.cells())
