@@ -97,7 +97,7 @@ class RecipeSpec:
     # each block's forward in the backward pass instead of keeping its activations. Trains
     # bitwise as without it (BatchNorm's running statistics are guarded against the double
     # update a recomputation makes); costs about one more forward a step. timm models only;
-    # not with compile or cuda_graph.
+    # not with compile, cuda_graph or fp8 training.
     grad_checkpointing: bool = field(default=False, metadata=HASHED_WHEN_SET)
 
 
