@@ -109,7 +109,7 @@ def test_a_part_cut_twice_is_set_aside_so_the_queue_moves_on(tmp_path):
     assert "== bench: cut at 1 s a second time; set aside" in second.stdout
     assert "finished: determinism fp8 loop full bench" in second.stdout
     # The queue's order as the script runs it (printed from its part calls, not a copy of them).
-    assert "(the queue: determinism fp8 bench loop trace models-forward models-train graph models-suites full)" in second.stdout
+    assert "(the queue: determinism fp8 bench loop trace models-forward models-train graph recompute models-suites full)" in second.stdout
 
 
 def test_landing_a_call_that_carried_an_older_state_keeps_the_queue_position(tmp_path):

@@ -154,8 +154,8 @@ run_bench() {  # $1: pytest -k selection (empty: every benchmark)
 
 run_loop() { python3 tools/bench_loop.py --data-root "$KDBENCH_DATA" | tee "$OUT/bench-loop.jsonl"; }
 
-run_graph() {  # cuda_graph (and grad_checkpointing): bitwise against the eager step, then cuda_graph's speed on the canonical pair
-  run_determinism "cuda_graph or grad_checkpointing" determinism-graph || return $?
+run_graph() {  # cuda_graph: bitwise against the eager step, then its speed on the canonical pair
+  run_determinism cuda_graph determinism-graph || return $?
   python3 tools/bench_loop.py --data-root "$KDBENCH_DATA" --teacher resnet56 --student resnet20 --graph | tee "$OUT/bench-graph.jsonl"
 }
 
@@ -305,6 +305,9 @@ case "$step" in
     # eager step's dropout masks, untested on a GPU since 2026-11-28), models-suites only adds
     # throughput figures.
     part graph "${CAP_GRAPH:-300}" run_graph
+    # grad_checkpointing (2026-11-28, written without a GPU): bitwise against plain steps, and
+    # the peak memory it saves (the log's "peak allocated" lines; -raP keeps them).
+    part recompute "${CAP_RECOMPUTE:-150}" run_determinism grad_checkpointing determinism-recompute
     part models-suites "${CAP_MODELS:-300}" run_models test_suite_model models-suites
     queue+=(full)
     if ! grep -qx full "$STATE/done"; then
