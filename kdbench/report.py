@@ -192,6 +192,31 @@ def seeds_table(results: dict[str, dict]) -> str | None:
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def weaker_teacher_note(results: dict[str, dict]) -> str | None:
+    """One paragraph naming the distilled cells (kd, dkd) whose teacher scores below the same
+    student trained alone (same seed): there KD pulls the student toward the teacher's errors,
+    and a negative KD gain says more about the teacher than about the method."""
+    rows = [r for r in result_rows(results, None) if r["status"] == "ok" and r["method"] in ("kd", "dkd")
+            and "gain" in r and r.get("teacher_top1") is not None]
+    weaker = [r for r in rows if r["teacher_top1"] < r["top1"] - r["gain"]]
+    if not weaker:
+        return None
+    groups: dict[tuple, list[dict]] = {}
+    for r in weaker:
+        groups.setdefault((r["dataset"], r["teacher"], r["student"], r["method"], r["precision"], r["variant"]), []).append(r)
+    parts = []
+    for (dataset, teacher, student, method, precision, variant), rs in sorted(groups.items()):
+        columns = zip(*((r["teacher_top1"], r["top1"] - r["gain"], r["gain"]) for r in rs), strict=True)
+        teacher_top1, alone, gain = (100 * sum(c) / len(rs) for c in columns)
+        seeds = ", ".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"]))
+        parts.append(f"{student} [{method}] from {teacher} on {dataset}, {precision}{', ' + variant if variant else ''} "
+                     f"(seed{'s' if len(rs) > 1 else ''} {seeds}{', means' if len(rs) > 1 else ''}): teacher {teacher_top1:.2f} %, "
+                     f"student alone {alone:.2f} %, KD gain {gain:+.2f} pp")
+    return (f"**Teacher below the student alone** in {len(weaker)} of {len(rows)} distilled cells (test top-1): distillation pulls "
+            "such a student toward the teacher's errors, so a negative KD gain there speaks of the teacher more than of the method. "
+            + "; ".join(parts) + ".")
+
+
 PER_CLASS_MAX_CELLS = 8  # columns of the per-class table; more cells make it unreadable
 
 
@@ -306,6 +331,9 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
     ]
     if stale:
         lines += [stale_note(stale, len(results)), ""]
+    weaker = weaker_teacher_note(results)
+    if weaker:
+        lines += [weaker, ""]
     over_seeds = seeds_table(results)
     if over_seeds:
         lines += ["## Across seeds", "",

@@ -386,6 +386,34 @@ def test_training_summary_gives_the_median_epoch_beside_the_wall_clock():
     assert statistics.median(times) * len(times) < 0.8 * result["student"]["train_seconds"], "the contended epochs are in the wall clock"
 
 
+def test_cells_whose_teacher_scores_below_the_student_alone_are_named():
+    """S4's ResNet-18 teacher (about 90 %) is below both residual students trained alone (92.8 %,
+    94.1 %), and KD cost them accuracy: the page says so, with the figures of the results. The
+    smoke teacher is above its students: nothing is said."""
+    import json
+
+    from kdbench.report import weaker_teacher_note
+
+    from .conftest import REPO, SMOKE_RESULTS
+
+    folder = REPO / "reports/results/cpu/s4-fmnist"
+    s4 = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    note = weaker_teacher_note(s4)
+
+    def pct(cell: str, key: str) -> float:
+        return 100 * next(v for k, v in s4[cell]["metrics"].items() if k.startswith(key))
+
+    kd, alone = "fashion-mnist__timm-resnet18__rescnn_b6__fp32__kd__s2", "fashion-mnist__timm-resnet18__rescnn_b6__fp32__none__s2"
+    pairs = [(c, c.replace("__kd__", "__none__")) for c in s4 if "__kd__" in c and c.replace("__kd__", "__none__") in s4]
+    weaker = [c for c, a in pairs if pct(c, "teacher_test_top1_") < pct(a, "test_top1_")]
+    assert len(weaker) >= 4 and note.startswith(f"**Teacher below the student alone** in {len(weaker)} of {len(pairs)} distilled cells"), note
+    assert (f"rescnn_b6 [kd] from timm/resnet18 on fashion-mnist, fp32 (seed 2): teacher {pct(kd, 'teacher_test_top1_'):.2f} %, "
+            f"student alone {pct(alone, 'test_top1_'):.2f} %, KD gain {pct(kd, 'test_top1_') - pct(alone, 'test_top1_'):+.2f} pp") in note
+    assert "rescnn_b4 [kd] from timm/resnet18 on fashion-mnist, fp32 (seeds 0, 1, 2, means)" in note
+    smoke = {p.stem: json.loads(p.read_text()) for p in SMOKE_RESULTS.glob("*.json")}
+    assert smoke and weaker_teacher_note(smoke) is None
+
+
 def test_seeds_table_on_the_committed_smoke_results():
     """The smoke results (5 seeds per cell, real runs) summarised over seeds; the figures are
     recomputed here independently with the statistics module."""
