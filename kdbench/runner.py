@@ -185,12 +185,13 @@ class Runner:
     @staticmethod
     def epoch_metrics(p: Prepared, spec):
         """The suite's metrics on the validation split after every epoch."""
-        y = p.val.y.cpu()
-        return lambda logits: classification_metrics(logits, y, p.data.num_classes, history_metric_names(spec))
+        metrics, y = Runner.train_metrics(p, spec), p.val.y.cpu()
+        return lambda logits: metrics(logits, y)
 
     @staticmethod
     def train_metrics(p: Prepared, spec):
-        """The suite's per-epoch metrics of the training pass's logits (train_metrics_each_epoch)."""
+        """The suite's per-epoch metrics of given logits and labels: the training pass's
+        (train_metrics_each_epoch), and the validation split's (epoch_metrics)."""
         return lambda logits, labels: classification_metrics(logits, labels, p.data.num_classes, history_metric_names(spec))
 
     def test_metrics(self, p: Prepared, spec, policy: prec.Policy):
@@ -202,25 +203,30 @@ class Runner:
     # ----------------------------------------------------------------- cells
 
     def check_runnable(self, cells: list[Cell]) -> None:
-        """Everything that can be known before training: precisions on this device, data,
-        gradient checkpointing in every model whose recipe asks for it."""
+        """Everything that can be known before training: precisions on this device, gradient
+        checkpointing where a recipe asks for it, data."""
         for c in cells:
             prec.get_policy(c.precision, self.device)
-        asked = {(name, role) for c in cells for role, names in (("teacher", (c.teacher,)), ("student", (*c.assistants, c.student)))
-                 for name in names if getattr(self.suite.spec_of(c), role).grad_checkpointing}
-        fp8 = sorted({role for c in cells if c.precision == "fp8" for role in ("teacher", "student")
-                      if getattr(self.suite.spec_of(c), role).grad_checkpointing})
-        if fp8:
-            raise SuiteError(self.suite.source, f"{fp8[0]}.grad_checkpointing", "is not tested with fp8 training (its scaled matmuls "
-                             "would be recomputed): run the fp8 cells without it (--cells) or leave it off")
+        self.check_gradient_checkpointing(cells)
+        for name in dict.fromkeys(c.dataset for c in cells):
+            self.prepare(name)
+
+    def check_gradient_checkpointing(self, cells: list[Cell]) -> None:
+        """A recipe's grad_checkpointing needs models that have it, and no fp8 training (untested)."""
+        asked: set[tuple[str, str]] = set()  # (model, role)
+        for c in cells:
+            for role, names in (("teacher", (c.teacher,)), ("student", (*c.assistants, c.student))):
+                if getattr(self.suite.spec_of(c), role).grad_checkpointing:
+                    if c.precision == "fp8":
+                        raise SuiteError(self.suite.source, f"{role}.grad_checkpointing", "is not tested with fp8 training (its scaled "
+                                         "matmuls would be recomputed): leave it off, or leave the fp8 cells out (--cells)")
+                    asked.update((name, role) for name in names)
         for name, role in sorted(asked):
             with torch.device("meta"):  # the architecture only: no memory, no initialisation cost
                 model = build_model(name, 3, 10, 32)
             if not supports_gradient_checkpointing(model):
                 raise SuiteError(self.suite.source, f"{role}.grad_checkpointing", f"{name} has no gradient checkpointing "
                                  f"(timm models, vit_* included, have it): leave it off, or train only timm models by the {role} recipe")
-        for name in dict.fromkeys(c.dataset for c in cells):
-            self.prepare(name)
 
     def run(self, cells: list[Cell]) -> list[dict]:
         self.check_runnable(cells)
