@@ -29,8 +29,23 @@ def write_idx(path: Path, arr: np.ndarray, magic: bytes | None = None) -> None:
         f.write(header + arr.astype(np.uint8).tobytes())
 
 
+def assert_declared_shape(d, whole_release: bool = True) -> None:
+    """The loaded images are what the source's registration declares (the benchmarks derive
+    each suite model's input from it, without the data); the class count only for data laid
+    out with every class of the release."""
+    shape = DATASETS.get(d.name).shape
+    assert (d.channels, d.image_size) == (shape.channels, shape.size), d.name
+    if whole_release:
+        assert d.num_classes == shape.classes, d.name
+
+
+def test_every_registered_dataset_declares_its_shape():
+    assert all(DATASETS.get(name).shape is not None for name in DATASETS.names())
+
+
 def test_smoke_subset_is_balanced_and_recorded():
     d = DATASETS.get("fmnist-smoke").load(Path("/nonexistent"), False, Path("/nonexistent"))
+    assert_declared_shape(d)
     assert d.train_x.shape == (2000, 1, 28, 28) and d.test_x.shape == (500, 1, 28, 28)
     assert torch.bincount(d.train_y).tolist() == [200] * 10
     assert torch.bincount(d.test_y).tolist() == [50] * 10
@@ -118,6 +133,7 @@ def test_image_tree_reads_grey_images_as_rgb(tmp_path, isolated_cache):
     d = DATASETS.get("cifar10-jpeg").load(tmp_path, False, tmp_path / "cache")
     assert d.train_x.shape == (6, 3, 32, 32) and d.classes == ["cat", "dog"]
     assert d.test_y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert_declared_shape(d, whole_release=False)
     # The second load comes from the decoded cache and is identical.
     again = DATASETS.get("cifar10-jpeg").load(tmp_path, False, tmp_path / "cache")
     assert torch.equal(again.train_x, d.train_x) and again.fingerprint == d.fingerprint
@@ -164,6 +180,7 @@ def test_cifar10_torchvision_format(tmp_path):
             pickle.dump({"data": rng.integers(0, 255, (10, 3072), dtype=np.uint8), "labels": list(range(10))}, f)
     d = DATASETS.get("cifar10").load(tmp_path, False, tmp_path / "cache")
     assert d.train_x.shape == (50, 3, 32, 32) and d.test_x.shape == (10, 3, 32, 32)
+    assert_declared_shape(d)
     # 50 images where the release has 50,000: the run goes on, but says so, and the results'
     # data notes carry it (a truncated download must not pass for CIFAR-10).
     from kdbench.prepare import prepare_data
@@ -230,6 +247,7 @@ def test_real_fashion_mnist_loads(data_root):
         pytest.skip(f"no fashion-mnist under {data_root}")
     d = DATASETS.get("fashion-mnist").load(data_root, False, Path("/nonexistent"))
     assert d.train_x.shape == (60000, 1, 28, 28) and d.test_x.shape == (10000, 1, 28, 28)
+    assert_declared_shape(d)
     assert torch.bincount(d.test_y).tolist() == [1000] * 10
     from kdbench.data.release import release_differences
 
@@ -261,11 +279,20 @@ def test_decoded_cache_damage_is_detected_and_rebuilt(tmp_path, capsys):
     assert torch.equal(again.train_x, first.train_x)
 
 
+def test_imagenette_layout_is_read_at_224(tmp_path, isolated_cache):
+    make_tree(tmp_path / "imagenette-224", size=160)  # the copy here is 224×224; others (imagenette2-160) are resized
+    (tmp_path / "imagenette-224" / "test").rename(tmp_path / "imagenette-224" / "val")
+    d = DATASETS.get("imagenette-224").load(tmp_path, False, tmp_path / "cache")
+    assert d.train_x.shape == (6, 3, 224, 224) and d.test_x.shape == (6, 3, 224, 224)
+    assert_declared_shape(d, whole_release=False)
+
+
 def test_eurosat_layouts(tmp_path):
     rng = np.random.default_rng(0)
     write_eurosat(tmp_path, {c: list(rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)) for c in ("AnnualCrop", "Forest")})
     d = DATASETS.get("eurosat").load(tmp_path, False, tmp_path / "cache")
     assert d.train_x.shape == (8, 3, 64, 64) and d.test_x is None and d.classes == ["AnnualCrop", "Forest"]
+    assert_declared_shape(d, whole_release=False)
     with pytest.raises(DataError, match="--download"):
         DATASETS.get("eurosat").load(tmp_path / "empty", False, tmp_path / "cache")
 
@@ -280,6 +307,7 @@ def test_intel_image_kaggle_layout(tmp_path):
     write_intel(tmp_path, part(), part())
     d = DATASETS.get("intel-image").load(tmp_path, False, tmp_path / "cache")
     assert d.train_x.shape == (6, 3, 150, 150) and d.test_x.shape == (6, 3, 150, 150)
+    assert_declared_shape(d, whole_release=False)
     with pytest.raises(DataError, match="Kaggle"):
         DATASETS.get("intel-image").load(tmp_path / "empty", False, tmp_path / "cache")
 
@@ -309,6 +337,7 @@ def test_pathmnist_layout_pool_and_test(tmp_path):
     d = DATASETS.get("pathmnist").load(tmp_path, False, tmp_path / "cache")
     assert d.train_x.shape == (54, 3, 28, 28) and d.test_x.shape == (27, 3, 28, 28)
     assert d.num_classes == 9 and d.classes[0] == "adipose"
+    assert_declared_shape(d)
     with np.load(tmp_path / "pathmnist.npz") as z:
         # HWC → CHW without changing a pixel; val follows train in the pool.
         assert np.array_equal(d.train_x[36].permute(1, 2, 0).numpy(), z["val_images"][0])

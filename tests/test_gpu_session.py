@@ -36,7 +36,8 @@ def test_owed_call_then_land_then_a_later_call_skips_what_is_done(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(out),
                KDBENCH_DEVICE="cpu", KDBENCH_DATA=str(tmp_path / "data"), KDBENCH_CACHE=str(tmp_path / "cache"),
-               OWED_FULL=f"smoke:{CELL}", BENCH_MODELS="cnn_tiny or 1x28",  # 1x28: S4's timm/resnet18 on Fashion-MNIST
+               OWED_FULL=f"smoke:{CELL}", BENCH_MODELS="cnn_tiny or resnet18-1x28",  # S4's timm/resnet18 on Fashion-MNIST
+               CAP_MODELS_SUITES="120",  # its GPU cap (420 s) would not start within this call's 400 s
                TRACE_MODELS="cnn_tiny", TRACE_PRECISIONS="fp32",
                TRACE_BATCH="4", TRACE_STEPS="2")
     first = gpu_session(work, "owed", "400", env=env)

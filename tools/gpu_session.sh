@@ -33,8 +33,9 @@
 #                      (tests/test_determinism.py), then the canonical pair's loop eager against
 #                      graphed, fp32 and bf16, batch 64 and 512 (tools/bench_loop.py --graph)
 #         models-suites
-#                      models-forward and models-train for the suites' models their list leaves out (timm's, S5's pair at
-#                      224×224), at their suite's input (tests/test_bench.py SUITE_INPUTS)
+#                      models-forward and models-train for every suite model at its suite's input where that
+#                      is not 3×32×32 or the model is not registered (timm's, S5's pair at 224×224, S4's at
+#                      1×28 and 3×150, S1's EuroSAT 3×64, S3's PathMNIST 3×28: tests/test_bench.py SUITE_INPUTS)
 #         full         one full-scale KD cell per suite, cheapest first; a training cut by the
 #                      deadline resumes from its last epoch checkpoint in the next call
 #       A part is "finished" when it ran to its end, passed or failed (its marker is then in
@@ -308,7 +309,9 @@ case "$step" in
     # grad_checkpointing (2026-11-28, written without a GPU): bitwise against plain steps, and
     # the peak memory it saves (the log's "peak allocated" lines; -raP keeps them).
     part recompute "${CAP_RECOMPUTE:-150}" run_determinism grad_checkpointing determinism-recompute
-    part models-suites "${CAP_MODELS:-300}" run_models test_suite_model models-suites
+    # 28 (model, input) pairs × 4 precisions, forward and training step: twice models-forward's
+    # count (104 benchmarks in 68 s on the H200), with larger models and inputs.
+    part models-suites "${CAP_MODELS_SUITES:-420}" run_models test_suite_model models-suites
     queue+=(full)
     if ! grep -qx full "$STATE/done"; then
       if run_full "$deadline"; then echo full >> "$STATE/done"; fi

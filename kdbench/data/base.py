@@ -111,6 +111,13 @@ def restrict_classes(data: ImageData, keep: tuple[str, ...]) -> ImageData:
 
 
 @dataclass(frozen=True)
+class InputShape:
+    channels: int
+    size: int
+    classes: int
+
+
+@dataclass(frozen=True)
 class DatasetSource:
     name: str
     load: Callable[..., ImageData]  # (data root, download allowed, cache dir, skip_bad_images=False, classes=(), [loading=]) -> data
@@ -119,14 +126,20 @@ class DatasetSource:
     # Image folders can leave their files on disk and decode batches on demand (data.loading,
     # and their load takes ``loading=``); array files are read whole.
     streamable: bool = False
+    # What the release loads as: its images' channels and size, and its classes. Known without
+    # the data, so that what a suite's models see can be worked out where the data is absent
+    # (the benchmarks of every suite model at its input); None for generic folders.
+    shape: InputShape | None = None
 
 
 DATASETS: Registry[DatasetSource] = Registry("dataset")
 
 
-def register_dataset(name: str, *, has_test_split: bool, description: str, streamable: bool = False):
+def register_dataset(name: str, *, has_test_split: bool, description: str, shape: tuple[int, int, int], streamable: bool = False):
+    """``shape``: (channels, image size, classes) of the release as its loader gives it."""
+
     def deco(fn: Callable[..., ImageData]):
-        DATASETS.add(name, DatasetSource(name, fn, has_test_split, description, streamable))
+        DATASETS.add(name, DatasetSource(name, fn, has_test_split, description, streamable, InputShape(*shape)))
         return fn
 
     return deco

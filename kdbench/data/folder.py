@@ -213,7 +213,8 @@ def load_image_tree(name: str, top: Path, parts: tuple[str, str | None], size: i
 
 
 @register_dataset(
-    "cifar10-jpeg", has_test_split=True, description="CIFAR-10 as an image-folder tree of JPEGs (train/ test/), 32×32 RGB", streamable=True
+    "cifar10-jpeg", has_test_split=True, description="CIFAR-10 as an image-folder tree of JPEGs (train/ test/), 32×32 RGB", shape=(3, 32, 10),
+    streamable=True
 )
 def load_cifar10_jpeg(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = (), loading: str = "memory") -> ImageData:
     top = root / "cifar10-jpeg"
@@ -230,7 +231,8 @@ def load_cifar10_jpeg(root: Path, download: bool, cache_dir: Path, skip_bad_imag
 
 
 @register_dataset(
-    "imagenette-224", has_test_split=True, description="Imagenette, 224×224 image folders train/ val/ (val used as test)", streamable=True
+    "imagenette-224", has_test_split=True, description="Imagenette, 224×224 image folders train/ val/ (val used as test)", shape=(3, 224, 10),
+    streamable=True
 )
 def load_imagenette(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = (), loading: str = "memory") -> ImageData:
     top = root / "imagenette-224"
@@ -242,7 +244,7 @@ def load_imagenette(root: Path, download: bool, cache_dir: Path, skip_bad_images
 CIFAR10_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 
-@register_dataset("cifar10", has_test_split=True, description="CIFAR-10 in torchvision's format (cifar-10-batches-py)")
+@register_dataset("cifar10", has_test_split=True, description="CIFAR-10 in torchvision's format (cifar-10-batches-py)", shape=(3, 32, 10))
 def load_cifar10(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     top = root / "cifar-10-batches-py"
     if not top.is_dir() and download:
@@ -307,7 +309,10 @@ def generic_folder_source(name: str):
     return DatasetSource(name, load, has_test_split=None, description=f"image folder {path} at {size}×{size}", streamable=True)
 
 
-@register_dataset("eurosat", has_test_split=False, description="EuroSAT RGB, 27,000 64×64 images, 10 classes, no test split (S1)", streamable=True)
+@register_dataset(
+    "eurosat", has_test_split=False, description="EuroSAT RGB, 27,000 64×64 images, 10 classes, no test split (S1)", shape=(3, 64, 10),
+    streamable=True,
+)
 def load_eurosat(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = (), loading: str = "memory") -> ImageData:
     # torchvision's download unpacks to eurosat/2750/; the Zenodo zip to EuroSAT_RGB/.
     candidates = [root / "eurosat" / "2750", root / "EuroSAT_RGB", root / "eurosat"]
@@ -322,7 +327,9 @@ def load_eurosat(root: Path, download: bool, cache_dir: Path, skip_bad_images: b
     return load_image_tree("eurosat", found.parent, (found.name, None), 64, "RGB", cache_dir, skip_bad_images=skip_bad_images, classes=classes, loading=loading)
 
 
-@register_dataset("intel-image", has_test_split=True, description="Intel Image Classification, 150×150, 6 classes (S4)", streamable=True)
+@register_dataset(
+    "intel-image", has_test_split=True, description="Intel Image Classification, 150×150, 6 classes (S4)", shape=(3, 150, 6), streamable=True
+)
 def load_intel_image(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = (), loading: str = "memory") -> ImageData:
     # Kaggle's archive nests each part once more: seg_train/seg_train/<class>/.
     top = root / "intel-image"

@@ -70,7 +70,7 @@ def find_fmnist(root: Path) -> Path | None:
     return None
 
 
-@register_dataset("fashion-mnist", has_test_split=True, description="Fashion-MNIST, 60k/10k 28×28 grey, 10 classes")
+@register_dataset("fashion-mnist", has_test_split=True, description="Fashion-MNIST, 60k/10k 28×28 grey, 10 classes", shape=(1, 28, 10))
 def load_fashion_mnist(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     folder = find_fmnist(root)
     if folder is None and download:
@@ -89,7 +89,7 @@ def load_fashion_mnist(root: Path, download: bool, cache_dir: Path, skip_bad_ima
 
 
 @register_dataset(
-    "fmnist-smoke", has_test_split=True, description="Fashion-MNIST subset shipped with kdbench: 2,000 train / 500 test"
+    "fmnist-smoke", has_test_split=True, description="Fashion-MNIST subset shipped with kdbench: 2,000 train / 500 test", shape=(1, 28, 10)
 )
 def load_fmnist_smoke(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     # Ships inside the package (see smoke/PROVENANCE.md); the data root is not used.

@@ -47,7 +47,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-@register_dataset("pathmnist", has_test_split=True, description="MedMNIST v2 PathMNIST, 100k/7.2k 28×28 RGB, 9 tissue classes")
+@register_dataset("pathmnist", has_test_split=True, description="MedMNIST v2 PathMNIST, 100k/7.2k 28×28 RGB, 9 tissue classes",
+                  shape=(3, 28, 9))
 def load_pathmnist(root: Path, download: bool, cache_dir: Path, skip_bad_images: bool = False, classes: tuple[str, ...] = ()) -> ImageData:
     candidates = [root / "pathmnist.npz", root / "medmnist" / "pathmnist.npz"]
     path = next((p for p in candidates if p.exists()), None)
