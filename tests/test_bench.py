@@ -14,7 +14,7 @@ import torch
 from kdbench import precision as prec
 from kdbench.losses import kd_loss
 from kdbench.models import MODELS, build_model
-from kdbench.plain_step import plain_train_step
+from kdbench.plain_step import plain_step_on_random_batch
 
 from .conftest import REPO
 
@@ -174,15 +174,7 @@ def forward_bench(benchmark, name: str, precision: str, channels: int, size: int
 def train_step_bench(benchmark, name: str, precision: str, channels: int, size: int, classes: int, batch: int, **info) -> None:
     """One optimisation step (forward, cross-entropy, backward, SGD) with deterministic kernels
     on, as in a real run; ``info`` goes into the benchmark's extra_info too."""
-    policy = prec.get_policy(precision, DEVICE)
-    prec.apply_global_flags(policy)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(0)
-    model = build_model(name, channels, classes, size).to(DEVICE).train()
-    x = torch.randn(batch, channels, size, size, device=DEVICE)
-    y = torch.randint(0, classes, (batch,), device=DEVICE)
-    step = plain_train_step(model, policy, DEVICE, x, y)
-
+    step = plain_step_on_random_batch(name, precision, DEVICE, batch, channels, classes, size)
     try:
         gpu_ms = bench_synced(benchmark, step, warmup=1, gpu_iters=10)
     finally:

@@ -29,23 +29,15 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kdbench import precision as prec  # noqa: E402
 from kdbench.determinism import pick_device  # noqa: E402
 from kdbench.errors import KDBenchError  # noqa: E402
-from kdbench.models import MODELS, build_model  # noqa: E402
-from kdbench.plain_step import plain_train_step  # noqa: E402
+from kdbench.models import MODELS  # noqa: E402
+from kdbench.plain_step import plain_step_on_random_batch  # noqa: E402
 
 
 def trace_step(model_name: str, batch: int, precision: str, device: torch.device, steps: int, warmup: int,
                channels: int = 3, classes: int = 10, image_size: int = 32) -> dict:
-    policy = prec.get_policy(precision, device)
-    prec.apply_global_flags(policy)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(0)
-    model = build_model(model_name, channels, classes, image_size).to(device).train()
-    x = torch.randn(batch, channels, image_size, image_size, device=device)
-    y = torch.randint(0, classes, (batch,), device=device)
-    step = plain_train_step(model, policy, device, x, y)
+    step = plain_step_on_random_batch(model_name, precision, device, batch, channels, classes, image_size)
 
     def sync():
         if device.type == "cuda":
