@@ -96,9 +96,9 @@ def _report(suite, results_dir: Path, device_class: str, out: Path | None, args=
 
 
 def cmd_cost(args) -> int:
-    from .cost import Shape, cost_table, duration, flops_text, hardware, measured_epoch_seconds, measured_seconds, suite_stages, timing_results
+    from .cost import Shape, cost_table, duration, flops_text, measured_epoch_seconds, measured_seconds, suite_stages, timing_results
     from .cpu_bf16 import slow_bf16_warning
-    from .determinism import environment
+    from .determinism import environment, hardware
     from .runner import Runner
     from .suite import load_suite, select_cells
 

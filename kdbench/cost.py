@@ -217,17 +217,6 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def hardware(env: dict) -> str:
-    """The hardware a result was timed on, in words: its GPU, else its CPU model, the kernel set
-    torch picked there and the thread count (epoch times differ several-fold between CPUs of one
-    device class)."""
-    if env.get("gpu"):
-        return env["gpu"]
-    if not env.get("cpu_model"):
-        return "a CPU it did not record"
-    return f"{env['cpu_model']} ({env.get('cpu_capability', '?')}, {env.get('torch_threads', '?')} threads)"
-
-
 def timing_results(folder: Path, device_class: str | None) -> tuple[list[dict], str]:
     """The finished results in a suite's results folder that time its trainings, all from one
     device class (the one asked for, or the only one there), and that class."""

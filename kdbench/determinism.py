@@ -133,3 +133,15 @@ def environment(device: torch.device) -> dict:
         except (OSError, subprocess.SubprocessError):
             env["driver"] = None
     return env
+
+
+def hardware(env: dict) -> str:
+    """The hardware a result ran on (``environment``'s record), in words: its GPU, else its CPU
+    model, the kernel set torch picked there and the thread count. Within one device class these
+    differ in speed several-fold, and CPUs of one class in the weights they train (other kernels,
+    other summation orders)."""
+    if env.get("gpu"):
+        return env["gpu"]
+    if not env.get("cpu_model"):
+        return "a CPU it did not record"
+    return f"{env['cpu_model']} ({env.get('cpu_capability', '?')}, {env.get('torch_threads', '?')} threads)"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 
 from tabulate import tabulate
 
+from .determinism import hardware
 from .errors import GoldenMismatch
 from .golden import compare
 
@@ -38,7 +40,7 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
                    agreement=next((v for k, v in r["metrics"].items() if k.startswith("test_agreement_")), None),
                    teacher_top1=next((v for k, v in r["metrics"].items() if k.startswith("teacher_test_top1_")), None),
                    params_student=r["params"]["student"], params_teacher=r["params"]["teacher"],
-                   fp8_sim=(r.get("fp8_eval") or {}).get("test_top1"))
+                   fp8_sim=(r.get("fp8_eval") or {}).get("test_top1"), hardware=hardware(r.get("environment", {})))
         g = (golden or {}).get("cells", {}).get(cid)
         if g and top1_key in g["metrics"]:
             gm = g["metrics"][top1_key]
@@ -52,8 +54,15 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
                 o["cell"].get(k) == c.get(k) for k in ("dataset", "teacher", "student", "precision", "seed", "variant"))), None)
             if alone and alone["status"] == "ok":
                 row["gain"] = row["top1"] - alone["metrics"][top1_key]
+                if hardware(alone.get("environment", {})) != row["hardware"]:
+                    row["alone"] = {"hardware": hardware(alone.get("environment", {})),
+                                    "teacher_top1": next((v for k, v in alone["metrics"].items() if k.startswith("teacher_test_top1_")), None)}
         rows.append(row)
     return rows
+
+
+# Marks a KD gain whose two cells (distilled, alone) ran on different hardware.
+ACROSS_MARK = " †"
 
 
 def markdown_table(results: dict[str, dict], golden: dict | None) -> str:
@@ -68,7 +77,8 @@ def markdown_table(results: dict[str, dict], golden: dict | None) -> str:
             table.append(head + [r["status"].upper(), "", "", "", "", "", "", "", r.get("note", "")])
             continue
         gain = r.get("gain")
-        table.append(head + [_fmt(r["top1"]), r.get("band", "—"), r.get("in_band", "—"), f"{100 * gain:+.2f}" if gain is not None else "—",
+        gain_s = f"{100 * gain:+.2f}{ACROSS_MARK if 'alone' in r else ''}" if gain is not None else "—"
+        table.append(head + [_fmt(r["top1"]), r.get("band", "—"), r.get("in_band", "—"), gain_s,
                              _fmt(r["f1"]), _fmt(r["agreement"]), _fmt(r["teacher_top1"]),
                              _fmt(r["params_student"], False), _fmt(r["params_teacher"], False)])
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
@@ -176,7 +186,8 @@ def seeds_table(results: dict[str, dict]) -> str | None:
         if len(gains) >= 2:
             gm, gsd = mean_sd(gains)
             half = t95(len(gains) - 1) * gsd / len(gains) ** 0.5
-            gain_s = f"{gm:+.2f} ± {gsd:.2f} (n={len(gains)})"
+            across = sum("alone" in r for r in by_seed.values())
+            gain_s = f"{gm:+.2f} ± {gsd:.2f} (n={len(gains)}{f', {across}{ACROSS_MARK.strip()} across machines' if across else ''})"
             ci = f"[{gm - half:+.2f}, {gm + half:+.2f}]"
             verdict = "yes" if gm - half > 0 or gm + half < 0 else "no"
         else:
@@ -215,6 +226,38 @@ def weaker_teacher_note(results: dict[str, dict]) -> str | None:
     return (f"**Teacher below the student alone** in {len(weaker)} of {len(rows)} distilled cells (test top-1): distillation pulls "
             "such a student toward the teacher's errors, so a negative KD gain there speaks of the teacher more than of the method. "
             + "; ".join(parts) + ".")
+
+
+def across_hardware_note(results: dict[str, dict]) -> str | None:
+    """One paragraph naming the KD gains (marked †) whose distilled cell and student-alone cell
+    ran on different hardware. The same code, seed and configuration train other weights on other
+    CPU kernels or GPUs (their shared teacher, one cache key, can score differently on each), so
+    such a gain mixes the machine with the method."""
+    rows = [r for r in result_rows(results, None) if r["status"] == "ok" and "gain" in r]
+    across = [r for r in rows if "alone" in r]
+    if not across:
+        return None
+
+    def teacher(top1: float | None) -> str:
+        return f", teacher {100 * top1:.2f} %" if top1 is not None else ""
+
+    parts = [f"{r['student']} [{r['method']}] from {r['teacher']} on {r['dataset']}, {r['precision']}, seed {r['seed']}"
+             f"{', ' + r['variant'] if r['variant'] else ''}: alone on {r['alone']['hardware']}{teacher(r['alone']['teacher_top1'])}; "
+             f"distilled on {r['hardware']}{teacher(r['teacher_top1'])}" for r in across]
+    return (f"{ACROSS_MARK.strip()} **KD gain across machines** in {len(across)} of {len(rows)} pairs: the distilled student and the "
+            "student alone ran on different hardware, where the same code, seed and configuration train different weights (the "
+            "teacher too, though its cache key is the same), so such a gain mixes the machine with the method; run both on one "
+            "machine to compare like with like. " + "; ".join(parts) + ".")
+
+
+def environment_line(results: dict[str, dict]) -> str:
+    """The software of the first result, and every machine the results ran on with its count of cells."""
+    any_r = next(iter(results.values()))
+    env = any_r["environment"]
+    machines = Counter(hardware(r.get("environment", {})) for r in results.values())
+    where = "; ".join(f"{m}: {n} cell{'s' * (n != 1)}" for m, n in sorted(machines.items())) if len(machines) > 1 else next(iter(machines))
+    return (f"Environment: torch {env['torch']}, {where}, kdbench {env['kdbench']} ({env.get('git_revision') or 'no git revision'}). "
+            f"Data: {any_r['data']['location'].split('/')[-1]} {any_r['data']['notes']}").rstrip()
 
 
 PER_CLASS_MAX_CELLS = 8  # columns of the per-class table; more cells make it unreadable
@@ -334,6 +377,9 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
     weaker = weaker_teacher_note(results)
     if weaker:
         lines += [weaker, ""]
+    across = across_hardware_note(results)
+    if across:
+        lines += [across, ""]
     over_seeds = seeds_table(results)
     if over_seeds:
         lines += ["## Across seeds", "",
@@ -379,7 +425,5 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
         for title, rel in figures.items():
             lines += [f"### {title[0].upper() + title[1:]}", "", f"![{title}]({rel})", ""]
     if any_r:
-        env = any_r["environment"]
-        lines += [f"Environment: torch {env['torch']}, {env.get('gpu') or env.get('cpu_model') or env['cpu']}, {env['torch_threads']} threads, "
-                  f"kdbench {env['kdbench']} ({env.get('git_revision') or 'no git revision'}). Data: {any_r['data']['location'].split('/')[-1]} {any_r['data']['notes']}".rstrip(), ""]
+        lines += [environment_line(results), ""]
     return "\n".join(lines)

@@ -113,8 +113,7 @@ def test_cost_times_trainings_by_the_epochs_measured_in_earlier_results(tmp_path
     # The timing names the hardware it came from, and warns when this machine is other hardware.
     import torch
 
-    from kdbench.cost import hardware
-    from kdbench.determinism import environment
+    from kdbench.determinism import environment, hardware
 
     here = environment(torch.device("cpu"))
     result_file = tmp_path / "smoke" / name

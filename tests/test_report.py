@@ -553,3 +553,44 @@ def test_a_results_folder_without_the_suite_never_overwrites_a_page_of_results(t
     assert main(["report", str(REPO / "suites" / "smoke.yaml"), "--out", str(empty), "--results", str(tmp_path / "cpu-typo")]) == 0
     assert "No finished cell of this suite on `cpu`" in empty.read_text()
     assert main(["report", str(REPO / "suites" / "smoke.yaml"), "--out", str(empty), "--results", str(tmp_path / "cpu-typo")]) == 0
+
+
+def test_kd_gains_across_machines_are_marked_and_named():
+    """A KD gain pairs a distilled cell with the student alone at the same seed; where the two
+    ran on different hardware the weights differ for that reason too (S4's rescnn_b4 at seeds 1
+    and 2: alone on an Intel Xeon, distilled on an AMD EPYC, their one teacher key scoring
+    differently on each). The table marks such gains, the across-seeds row counts them, a
+    paragraph names them, and the environment line lists every machine. The smoke results all
+    ran on one machine: nothing is marked, until one result is moved to another."""
+    import copy
+
+    from kdbench.determinism import hardware
+    from kdbench.report import ACROSS_MARK, across_hardware_note, environment_line, markdown_table, seeds_table
+
+    from .conftest import REPO, SMOKE_RESULTS
+
+    s4 = {p.stem: json.loads(p.read_text()) for p in (REPO / "reports/results/cpu/s4-fmnist").glob("*.json")}
+    pairs = {c: c.replace("__kd__", "__none__") for c in s4 if "__kd__" in c and c.replace("__kd__", "__none__") in s4}
+    across = sorted(c for c, a in pairs.items() if hardware(s4[c]["environment"]) != hardware(s4[a]["environment"]))
+    assert "fashion-mnist__timm-resnet18__rescnn_b4__fp32__kd__s1" in across  # committed: Intel alone, AMD distilled
+    note = across_hardware_note(s4)
+    assert note.startswith(f"† **KD gain across machines** in {len(across)} of {len(pairs)} pairs"), note
+    first = s4[across[0]]
+    alone = s4[pairs[across[0]]]
+    teacher = next(v for k, v in alone["metrics"].items() if k.startswith("teacher_test_top1_"))
+    assert (f"seed {first['cell']['seed']}: alone on {hardware(alone['environment'])}, teacher {100 * teacher:.2f} %; "
+            f"distilled on {hardware(first['environment'])}") in note
+    marked = [line for line in markdown_table(s4, None).splitlines() if ACROSS_MARK.strip() in line]
+    assert len(marked) == len(across)
+    assert "† across machines)" in seeds_table(s4)
+    machines = {hardware(r["environment"]) for r in s4.values()}
+    assert all(f"{m}: " in environment_line(s4) for m in machines) and len(machines) > 1
+
+    smoke = {p.stem: json.loads(p.read_text()) for p in SMOKE_RESULTS.glob("*.json")}
+    assert across_hardware_note(smoke) is None and ACROSS_MARK.strip() not in markdown_table(smoke, None)
+    (one,) = [c for c in smoke if c.endswith("cnn_small__fp32__kd__s0")]
+    moved = dict(smoke, **{one: copy.deepcopy(smoke[one])})
+    moved[one]["environment"].update(cpu_model="Other CPU", cpu_capability="AVX2")
+    note = across_hardware_note(moved)
+    assert note.startswith("† **KD gain across machines** in 1 of ") and "distilled on Other CPU (AVX2, 2 threads)" in note
+    assert environment_line(moved).startswith("Environment: torch ") and "; Other CPU (AVX2, 2 threads): 1 cell, kdbench" in environment_line(moved)
