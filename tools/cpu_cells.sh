@@ -8,7 +8,9 @@
 # queue line to finish, teacher included, inside the session that starts it, and take a
 # checkpoint left by an earlier session as a gift.
 # The times below were measured on a 2-core Intel Xeon (AVX-512, AMX); a 2-core AMD EPYC (AVX2)
-# trains s4's ResNet-18 teacher at 145 images/s against ~550 there, about 3.8x slower.
+# trains s4's ResNet-18 teacher at 145 images/s against ~550 there, about 3.8x slower. Another
+# 2-core AMD EPYC (AVX-512, AVX512-BF16; 2026-11-28) trains bf16 faster than fp32, S3's ResNet-50
+# on the subset at ~7 s an epoch.
 #
 #   bash tools/cpu_cells.sh start    the queue below, in order, in the background (nohup setsid), skipping
 #                                    finished cells (those in reports/results/cpu/ too) and resuming a
@@ -59,7 +61,7 @@ QUEUE=(
   "s2-cifar10 fmnist-smoke__*__s2 --set seeds=[0,1,2]"
   # S3's CNN chain, whole recipe, on the same subset: teacher, student alone, KD, and TAKD
   # through the ResNet-34 assistant (107 TFLOP by kdbench cost, ~20 min on the Xeon). bf16:
-  # skipped on a CPU without fast bf16 kernels (the AMD EPYC), where it would take many hours.
+  # skipped on a CPU without fast bf16 kernels (the AVX2 AMD EPYC), where it would take many hours.
   "s3-cifar10 fmnist-smoke__timm-resnet50*"
   # Seeds 1 and 2 beside the committed seed 0 (~1 h 30 a seed, its teacher included): then
   # kdbench golden update s4-fmnist --cells '*rescnn_b4__fp32__*' --spread-seeds 0 1 2
