@@ -40,7 +40,8 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
                    agreement=next((v for k, v in r["metrics"].items() if k.startswith("test_agreement_")), None),
                    teacher_top1=next((v for k, v in r["metrics"].items() if k.startswith("teacher_test_top1_")), None),
                    params_student=r["params"]["student"], params_teacher=r["params"]["teacher"],
-                   fp8_sim=(r.get("fp8_eval") or {}).get("test_top1"), hardware=hardware(r.get("environment", {})))
+                   fp8_sim=(r.get("fp8_eval") or {}).get("test_top1"), hardware=hardware(r.get("environment", {})),
+                   assistants_top1=[s.get("test_top1") for s in (r.get("teacher") or {}).get("chain", [])])
         g = (golden or {}).get("cells", {}).get(cid)
         if g and top1_key in g["metrics"]:
             gm = g["metrics"][top1_key]
@@ -79,7 +80,7 @@ def markdown_table(results: dict[str, dict], golden: dict | None) -> str:
         gain = r.get("gain")
         gain_s = f"{100 * gain:+.2f}{ACROSS_MARK if 'alone' in r else ''}" if gain is not None else "—"
         table.append(head + [_fmt(r["top1"]), r.get("band", "—"), r.get("in_band", "—"), gain_s,
-                             _fmt(r["f1"]), _fmt(r["agreement"]), _fmt(r["teacher_top1"]),
+                             _fmt(r["f1"]), _fmt(r["agreement"]), " → ".join(_fmt(v) for v in (r["teacher_top1"], *r["assistants_top1"])),
                              _fmt(r["params_student"], False), _fmt(r["params_teacher"], False)])
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -251,13 +252,15 @@ def across_hardware_note(results: dict[str, dict]) -> str | None:
 
 
 def environment_line(results: dict[str, dict]) -> str:
-    """The software of the first result, and every machine the results ran on with its count of cells."""
+    """The software of the first result, every machine the results ran on (with its count of
+    cells where there are several), and every data set they read."""
     any_r = next(iter(results.values()))
     env = any_r["environment"]
     machines = Counter(hardware(r.get("environment", {})) for r in results.values())
     where = "; ".join(f"{m}: {n} cell{'s' * (n != 1)}" for m, n in sorted(machines.items())) if len(machines) > 1 else next(iter(machines))
+    data = sorted({f"{r['data']['location'].split('/')[-1]} {r['data']['notes']}".rstrip() for r in results.values()})
     return (f"Environment: torch {env['torch']}, {where}, kdbench {env['kdbench']} ({env.get('git_revision') or 'no git revision'}). "
-            f"Data: {any_r['data']['location'].split('/')[-1]} {any_r['data']['notes']}").rstrip()
+            f"Data: {' and '.join(data)}")
 
 
 PER_CLASS_MAX_CELLS = 8  # columns of the per-class table; more cells make it unreadable
@@ -365,8 +368,10 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
                   "(or pick the device class the results were made on with --device-class).", ""]
         against = reported_table(results, reported)
         return "\n".join(lines + (["## Published figures", "", against, ""] if against else []))
+    chained = any((r.get("teacher") or {}).get("chain") for r in results.values() if r["status"] == "ok")
     lines += [
-        f"Test metrics: {stat}. KD gain: test top-1 of the distilled student minus the same student trained alone (same seed).",
+        f"Test metrics: {stat}. KD gain: test top-1 of the distilled student minus the same student trained alone (same seed)."
+        + (" Teacher top-1 of a TAKD chain: each model of the chain on the test split, teacher → assistant(s)." if chained else ""),
         f"Golden band: value ± tolerance from `golden/{suite_name}/{device_class}.json`." if golden else "No golden file for this device class yet.",
         "",
         markdown_table(results, golden),

@@ -594,3 +594,25 @@ def test_kd_gains_across_machines_are_marked_and_named():
     note = across_hardware_note(moved)
     assert note.startswith("† **KD gain across machines** in 1 of ") and "distilled on Other CPU (AVX2, 2 threads)" in note
     assert environment_line(moved).startswith("Environment: torch ") and "; Other CPU (AVX2, 2 threads): 1 cell, kdbench" in environment_line(moved)
+
+
+def test_a_takd_row_gives_every_model_of_its_chain_and_the_page_every_data_set():
+    """S3's TAKD cell on the shipped subset (a real CPU run): its teacher column reads
+    "timm/resnet50 → timm/resnet34", so its teacher top-1 reads the same way, each model's test
+    top-1 from the result's chain record; the environment line names both data sets the page's
+    results read."""
+    from kdbench.report import environment_line, markdown_table
+
+    from .conftest import REPO
+
+    s3 = {p.stem: json.loads(p.read_text()) for p in (REPO / "reports/results/cpu/s3-cifar10").glob("*.json")}
+    takd = s3["fmnist-smoke__timm-resnet50~timm-resnet34__timm-resnet18__bf16__takd__s0"]
+    (stage,) = takd["teacher"]["chain"]
+    teacher = takd["metrics"]["teacher_test_top1_last"]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in markdown_table(s3, None).splitlines()]
+    column = rows[0].index("teacher top-1 %")
+    (row,) = [r for r in rows if r[3] == "takd"]
+    assert row[1] == "timm/resnet50 → timm/resnet34" and row[column] == f"{100 * teacher:.2f} → {100 * stage['test_top1']:.2f}", row
+    assert not any("→" in r[column] for r in rows[2:] if r[3] != "takd")
+    line = environment_line(s3)
+    assert "cifar10-jpeg JPEG re-encoded CIFAR-10" in line and " and smoke subset of Fashion-MNIST" in line, line

@@ -33,8 +33,7 @@ RUN="${RUN:-/work/cpu-run}"
 # suite  cell-id glob  [more kdbench run arguments]; cheapest useful first: the first full-scale
 # cell of a suite, then the cell that gives its KD gain, then seeds for a golden file, then more
 # students of a teacher that is cached by then. Everything down to S4's seeds is committed
-# (2026-11-27) except S2's stand-in seed 2, S3's stand-in chain and S4's KD cell at seeds 1 and
-# 2: start skips what is done.
+# (S3's stand-in chain on 2026-11-28, in 15 min on an AVX-512 AMD EPYC); start skips what is done.
 QUEUE=(
   # S1 whole (EfficientNet-B4 teacher ~1 h: 683 s an epoch here; students 13-38 s an epoch):
   # its best student first (S1 reports StudentResNet 88.33 % on EuroSAT), alone and with KD.
