@@ -22,6 +22,11 @@ def _fmt(v: float | None, pct: bool = True) -> str:
     return f"{100 * v:.2f}" if pct else f"{v:,}"
 
 
+def first_metric(result: dict, prefix: str) -> float | None:
+    """The result's metric whose name starts with ``prefix`` (names end in their statistic)."""
+    return next((v for k, v in result["metrics"].items() if k.startswith(prefix)), None)
+
+
 def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
     by_id = {r["cell_id"]: r for r in results.values()}
     rows = []
@@ -36,9 +41,8 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
             continue
         top1_key = next(k for k in r["metrics"] if k.startswith("test_top1_"))
         row.update(top1=r["metrics"][top1_key], top1_key=top1_key,
-                   f1=next((v for k, v in r["metrics"].items() if k.startswith("test_f1_macro_")), None),
-                   agreement=next((v for k, v in r["metrics"].items() if k.startswith("test_agreement_")), None),
-                   teacher_top1=next((v for k, v in r["metrics"].items() if k.startswith("teacher_test_top1_")), None),
+                   f1=first_metric(r, "test_f1_macro_"), agreement=first_metric(r, "test_agreement_"),
+                   teacher_top1=first_metric(r, "teacher_test_top1_"),
                    params_student=r["params"]["student"], params_teacher=r["params"]["teacher"],
                    fp8_sim=(r.get("fp8_eval") or {}).get("test_top1"), hardware=hardware(r.get("environment", {})),
                    assistants_top1=[s.get("test_top1") for s in (r.get("teacher") or {}).get("chain", [])])
@@ -55,9 +59,9 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
                 o["cell"].get(k) == c.get(k) for k in ("dataset", "teacher", "student", "precision", "seed", "variant"))), None)
             if alone and alone["status"] == "ok":
                 row["gain"] = row["top1"] - alone["metrics"][top1_key]
-                if hardware(alone.get("environment", {})) != row["hardware"]:
-                    row["alone"] = {"hardware": hardware(alone.get("environment", {})),
-                                    "teacher_top1": next((v for k, v in alone["metrics"].items() if k.startswith("teacher_test_top1_")), None)}
+                alone_on = hardware(alone.get("environment", {}))
+                if alone_on != row["hardware"]:
+                    row["alone"] = {"hardware": alone_on, "teacher_top1": first_metric(alone, "teacher_test_top1_")}
         rows.append(row)
     return rows
 
