@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .data import ImageData, Split, dataset_source, make_split
-from .data.base import restrict_classes
+from .data.base import check_declared_shape, restrict_classes
 from .data.release import release_differences
 from .data.stream import FileImages, default_workers, not_streamable
 from .errors import DataError
@@ -38,6 +38,7 @@ def prepare_data(name: str, suite: Suite, data_root: Path, download: bool, cache
         raise not_streamable(name)
     data = source.load(data_root, download, cache_dir, skip_bad_images=ds.skip_bad_images, classes=ds.classes,
                        **({"loading": ds.loading} if source.streamable else {}))
+    check_declared_shape(source, data)
     differs = release_differences(name, data.classes, data.train_y, data.test_y)
     if differs:
         # A warning, not an error: a user may mean to run on what they have. The results carry

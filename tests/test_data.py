@@ -370,3 +370,19 @@ def test_pathmnist_truncated_or_missing(tmp_path):
         DATASETS.get("pathmnist").load(tmp_path, False, tmp_path / "cache")
     with pytest.raises(DataError, match="'pathmnist' not found. Looked in"):
         DATASETS.get("pathmnist").load(tmp_path / "empty", False, tmp_path / "cache")
+
+
+def test_a_size_variant_under_a_release_name_is_refused(tmp_path):
+    """MedMNIST+ ships PathMNIST at 64, 128 and 224 px too; one of those renamed to pathmnist.npz
+    would train S3's PathMNIST models at an input nobody benchmarked: a clear error instead."""
+    from kdbench.prepare import prepare_data
+    from kdbench.suite import parse_suite
+
+    rng = np.random.default_rng(0)
+    write_pathmnist(tmp_path / "pathmnist.npz", {part: (rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8), np.arange(n) % 9)
+                                                 for part, n in (("train", 36), ("val", 18), ("test", 27))})
+    suite = parse_suite("name: variant\nseeds: [0]\nsplit: {seed: 1, train: 0.8, val: 0.2}\nmatrix: {datasets: [pathmnist], "
+                        "teachers: [cnn_small], students: [cnn_tiny]}\nteacher: {epochs: 1}\nstudent: {epochs: 1}\n", "variant.yaml")
+    with pytest.raises(DataError, match=r"pathmnist at .*pathmnist.npz holds 3×64×64 images, but the pathmnist release is 3×28×28 "
+                                        r"\(MedMNIST v2 PathMNIST.*another release, or a size variant"):
+        prepare_data("pathmnist", suite, tmp_path, False, tmp_path / "cache", torch.device("cpu"), print)

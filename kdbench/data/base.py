@@ -135,6 +135,21 @@ class DatasetSource:
 DATASETS: Registry[DatasetSource] = Registry("dataset")
 
 
+def check_declared_shape(source: DatasetSource, data: ImageData) -> None:
+    """The images a release loads as have the channels and size its registration declares. A
+    file of another size under the release's name (MedMNIST+'s ``pathmnist_224.npz`` renamed to
+    ``pathmnist.npz``, say) would otherwise train the suite's models at an input nobody
+    benchmarked, at many times the cost, with results that compare with no one's."""
+    if source.shape is None:  # generic folders: their size is the path's @SIZE
+        return
+    channels, height, width = (int(n) for n in data.train_x.shape[1:])
+    want = source.shape
+    if (channels, height, width) != (want.channels, want.size, want.size):
+        raise DataError(f"{source.name} at {data.location} holds {channels}×{height}×{width} images, but the {source.name} release "
+                        f"is {want.channels}×{want.size}×{want.size} ({source.description}): another release, or a size variant, "
+                        "under its name? Put the release itself there, or fetch it with --download (needs a network)")
+
+
 def register_dataset(name: str, *, has_test_split: bool, description: str, shape: tuple[int, int, int], streamable: bool = False):
     """``shape``: (channels, image size, classes) of the release as its loader gives it."""
 
