@@ -407,8 +407,12 @@ def test_cells_whose_teacher_scores_below_the_student_alone_are_named():
     pairs = [(c, c.replace("__kd__", "__none__")) for c in s4 if "__kd__" in c and c.replace("__kd__", "__none__") in s4]
     weaker = [c for c, a in pairs if pct(c, "teacher_test_top1_") < pct(a, "test_top1_")]
     assert len(weaker) >= 4 and note.startswith(f"**Teacher below the student alone** in {len(weaker)} of {len(pairs)} distilled cells"), note
-    assert (f"rescnn_b6 [kd] from timm/resnet18 on fashion-mnist, fp32 (seed 2): teacher {pct(kd, 'teacher_test_top1_'):.2f} %, "
-            f"student alone {pct(alone, 'test_top1_'):.2f} %, KD gain {pct(kd, 'test_top1_') - pct(alone, 'test_top1_'):+.2f} pp") in note
+    b6_seeds = sorted(s4[c]["cell"]["seed"] for c, _ in pairs if "__rescnn_b6__" in c)
+    if b6_seeds == [2]:  # one pair: its own figures; more seeds as they land: their means
+        assert (f"rescnn_b6 [kd] from timm/resnet18 on fashion-mnist, fp32 (seed 2): teacher {pct(kd, 'teacher_test_top1_'):.2f} %, "
+                f"student alone {pct(alone, 'test_top1_'):.2f} %, KD gain {pct(kd, 'test_top1_') - pct(alone, 'test_top1_'):+.2f} pp") in note
+    else:
+        assert f"rescnn_b6 [kd] from timm/resnet18 on fashion-mnist, fp32 (seeds {', '.join(map(str, b6_seeds))}, means)" in note
     assert "rescnn_b4 [kd] from timm/resnet18 on fashion-mnist, fp32 (seeds 0, 1, 2, means)" in note
     smoke = {p.stem: json.loads(p.read_text()) for p in SMOKE_RESULTS.glob("*.json")}
     assert smoke and weaker_teacher_note(smoke) is None
@@ -582,7 +586,8 @@ def test_kd_gains_across_machines_are_marked_and_named():
     alone["environment"].update(cpu_model=xeon["cpu_model"], cpu_capability=xeon["cpu_capability"])
     alone["metrics"]["teacher_test_top1_bestval"] = 0.9104  # what its teacher scored on the Xeon
     note = across_hardware_note(moved)
-    assert note.startswith("† **KD gain across machines** in 1 of 4 pairs"), note
+    pairs = sum(c.replace("__kd__", "__none__") in s4 for c in s4 if "__kd__" in c)  # grows as seeds land
+    assert note.startswith(f"† **KD gain across machines** in 1 of {pairs} pairs"), note
     assert f"seed 1: alone on {hardware(alone['environment'])}, teacher 91.04 %; distilled on {hardware(s4[kd]['environment'])}" in note
     marked = [line for line in markdown_table(moved, None).splitlines() if ACROSS_MARK.strip() in line]
     assert len(marked) == 1 and "| 1 " in marked[0]
