@@ -11,6 +11,7 @@ import statistics
 
 from tabulate import tabulate
 
+from .golden import seedless
 from .spread import relative_spread
 
 # What a result's provenance can differ in, and where it sits in the result file.
@@ -77,6 +78,9 @@ def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, me
     tolerance; ``names`` head the two folders' columns."""
     rows, moved = [], []
     tolerances = (golden or {}).get("cells", {})
+    # A golden file pins each cell at one seed, but its tolerance is the cell's seed-to-seed
+    # spread, which holds at every seed: the cell's other seeds are judged by it too.
+    by_config = {seedless(cid): cell for cid, cell in tolerances.items()}
     teachers_shown = set()
     for cid in sorted(set(a) & set(b)):
         ra, rb = a[cid], b[cid]
@@ -94,7 +98,7 @@ def diff_results(a: dict[str, dict], b: dict[str, dict], golden: dict | None, me
                 teachers_shown.add((pair, name))
             same_weights = pair[0] == pair[1]
             va, vb = ra["metrics"][name], rb["metrics"][name]
-            tol = tolerances.get(cid, {}).get("metrics", {}).get(name, {}).get("tolerance")
+            tol = tolerances.get(cid, by_config.get(seedless(cid), {})).get("metrics", {}).get(name, {}).get("tolerance")
             if same_weights:
                 verdict = "same weights (bitwise)"
             elif tol is None:

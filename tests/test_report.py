@@ -189,6 +189,11 @@ def test_diff_verdicts_against_golden_tolerances():
     assert "same weights (bitwise)" in diff_results(a, {"c": res(0.70, "w1", "2.11.0")}, golden)[0]
     assert "no golden tolerance" in diff_results(a, {"c": res(0.60, "w2", "2.11.0")}, None)[0]
     assert provenance_changes(a, {"c": res(0.6, "w2", "2.14.1")}) == ["torch: 2.11.0 → 2.14.1"]
+    # The golden file pins seed 0; its tolerance (the seed-to-seed spread) judges seed 1 too.
+    golden = {"cells": {"x__s0": {"metrics": {"test_top1_last": {"tolerance": 0.05}}}}}
+    table, moved = diff_results({"x__s1": res(0.70, "w1", "2.11.0")}, {"x__s1": res(0.60, "w2", "2.11.0")}, golden)
+    assert moved == ["x__s1: test_top1_last 70.00 → 60.00 % (-10.00 pp; tolerance ±5.00)"]
+    assert "within tolerance" in diff_results({"x__s1": res(0.70, "w1", "2.11.0")}, {"x__s1": res(0.68, "w2", "2.11.0")}, golden)[0]
 
 
 def test_diff_judges_a_teacher_row_by_the_teacher_and_shows_it_once():
