@@ -5,11 +5,11 @@ the backward pass, trading one more forward for the activation memory.
 PyTorch's checkpoint re-runs BatchNorm in training mode during that recomputation, so each
 BatchNorm inside a checkpointed block updates its running statistics twice a step
 (pytorch/pytorch#96136): the gradients are the same, the eval-mode model is not. While
-``gradient_checkpointing`` is active, a BatchNorm called a second time within one forward of
-the whole model (that is the recomputation: the model's own forward runs once a step)
-normalises by the batch's statistics, as its first call did, and leaves its running
-statistics and step count as they were. A run with the option then trains bitwise as one without it
-(tests/test_recompute.py)."""
+``gradient_checkpointing`` is active, a BatchNorm called during the backward pass (that is
+the recomputation) normalises by the batch's statistics, as its call in the forward pass did,
+and leaves its running statistics and step count as they were; a BatchNorm a model calls
+twice in its own forward updates them twice, as without the option. A run with the option
+then trains bitwise as one without it (tests/test_recompute.py)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ def gradient_checkpointing(model: nn.Module, stage: str) -> Iterator[None]:
         raise KDBenchError(f"{stage}: {type(model).__name__} has no gradient checkpointing (timm models have it); "
                            "drop grad_checkpointing from this stage's recipe")
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    called: set[int] = set()  # the BatchNorms called in the current forward of the model
     # A recomputing BatchNorm runs with momentum 0: running ← 1·running + 0·batch, the same
     # bits (batch statistics are finite while the loss is). Its step count, which the call
     # still raises, is put back. (Leaving the running statistics out of the call instead
@@ -52,13 +51,14 @@ def gradient_checkpointing(model: nn.Module, stage: str) -> Iterator[None]:
         # Also here, not only after each BatchNorm: a recomputation that PyTorch stops early
         # (once it has what the backward needs) may end inside a BatchNorm's call.
         put_back(pending)
-        called.clear()
 
     def before_norm(norm, _args) -> None:
-        if norm.training and id(norm) in called:
+        # The autograd engine sets a graph task id while it runs a backward pass, and only
+        # there; checkpoint (reentrant or not) recomputes inside it. Counting calls per forward
+        # instead would take a BatchNorm a model uses twice for a recomputation.
+        if norm.training and torch._C._current_graph_task_id() != -1:
             pending[id(norm)] = (norm, norm.momentum, norm.num_batches_tracked.clone())
             norm.momentum = 0.0
-        called.add(id(norm))
 
     def after_norm(norm, _args, _out) -> None:
         if id(norm) in pending:

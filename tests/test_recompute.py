@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from kdbench import precision as prec
 from kdbench.determinism import configure_determinism
@@ -65,6 +66,46 @@ def test_checkpointing_alone_updates_batchnorm_twice_and_the_guard_once():
     assert int(alone.bn1.num_batches_tracked) == 2, "the stem is not checkpointed"
     assert tensors_sha256(guarded.state_dict()) == tensors_sha256(plain.state_dict())
     assert not guarded.grad_checkpointing and {m.momentum for m in guarded.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
+
+
+class SharedNormNet(torch.nn.Module):
+    """A model that calls one BatchNorm twice in its forward (outside the checkpointed block)
+    and checkpoints a block with its own BatchNorm when ``set_grad_checkpointing`` asks: the
+    case that tells a recomputation apart from a model's own second call."""
+
+    def __init__(self, use_reentrant: bool):
+        super().__init__()
+        self.use_reentrant, self.grad_checkpointing = use_reentrant, False
+        self.shared = torch.nn.BatchNorm2d(4)
+        self.block = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
+        self.stem, self.head = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Linear(4, 5)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def forward(self, x):
+        x = self.shared(self.stem(x))
+        x = checkpoint(self.block, x, use_reentrant=self.use_reentrant) if self.grad_checkpointing else self.block(x)
+        return self.head(self.shared(x).mean((2, 3)))
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_a_batchnorm_the_model_calls_twice_still_updates_twice(use_reentrant):
+    """Only the calls in the backward pass (the recomputation) leave the running statistics
+    alone: the shared BatchNorm counts two batches a step with or without the guard, the
+    checkpointed block's one, and the whole state is bitwise the plain run's."""
+    torch.manual_seed(0)
+    plain = SharedNormNet(use_reentrant)
+    guarded = SharedNormNet(use_reentrant)
+    guarded.load_state_dict(plain.state_dict())
+    batches = [torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(i), requires_grad=use_reentrant) for i in range(3)]
+
+    training_steps(plain, batches)
+    with gradient_checkpointing(guarded, "test"):
+        training_steps(guarded, batches)
+
+    assert int(plain.shared.num_batches_tracked) == 6 and int(plain.block[1].num_batches_tracked) == 3
+    assert tensors_sha256(guarded.state_dict()) == tensors_sha256(plain.state_dict())
 
 
 def train(suite, p, name: str, checkpointing: bool) -> tuple[str, list[dict], int, torch.nn.Module]:
