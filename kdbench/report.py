@@ -295,6 +295,15 @@ def median_epoch_text(history: list[dict]) -> str:
     return f"{statistics.median(times):,.1f}" if times else "—"
 
 
+def train_seconds_text(student: dict) -> str:
+    """The whole training's wall clock, marked ‡ when an epoch took over twice the median
+    epoch: the machine was shared then (or the first epoch compiled), so the total overstates
+    what the training itself costs."""
+    times = [row["epoch_seconds"] for row in student["history"] if row.get("epoch_seconds")]
+    slow = times and max(times) > 2 * statistics.median(times)
+    return f"{student['train_seconds']:,.1f}{' ‡' if slow else ''}"
+
+
 def training_table(results: dict[str, dict]) -> str | None:
     """Per cell: size, cost and how training ended (S4's run summary)."""
     table = []
@@ -308,7 +317,7 @@ def training_table(results: dict[str, dict]) -> str | None:
         table.append([*([c["dataset"]] if several else []), c["student"], c["method"], c["precision"], c["seed"], *([c.get("variant", "")] if swept else []),
                       f"{r['params']['student']:,}", f"{flops / 1e6:,.1f}" if flops else "—",
                       f"{st['selected_epoch']} / {len(st['history'])}", "yes" if st["stopped_early"] else "no",
-                      f"{st['train_seconds']:,.1f}", median_epoch_text(st["history"]),
+                      train_seconds_text(st), median_epoch_text(st["history"]),
                       f"{cost['student_test_images_per_s']:,.0f}" if "student_test_images_per_s" in cost else "—",
                       f"{cost['student_latency_ms']['batch1_median_ms']:.2f}" if "student_latency_ms" in cost else "—"])
     if not table:
@@ -424,7 +433,7 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
         lines += ["## Training summary", "",
                   "Epoch kept: the epoch whose weights were evaluated (best on validation, or the last). "
                   "Train s: the whole training's wall clock, which counts anything else the machine ran meanwhile; "
-                  "s / epoch: its median epoch, which does not. "
+                  "s / epoch: its median epoch, which does not; ‡ marks a training with an epoch over twice its median. "
                   "Test images / s: the whole test split at batch 512 in the cell's precision, host-timed, the median of 3 passes "
                   "(one pass in results made before 2026-11-27 afternoon). "
                   "Latency: one image at batch 1, median of 30 timed passes after 5 warm-up passes (GPU synchronised).", "",
