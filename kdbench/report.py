@@ -288,10 +288,14 @@ def per_class_tables(results: dict[str, dict]) -> list[tuple[dict, str]]:
     return tables
 
 
+def epoch_times(history: list[dict]) -> list[float]:
+    return [row["epoch_seconds"] for row in history if row.get("epoch_seconds")]
+
+
 def median_epoch_text(history: list[dict]) -> str:
     """The median epoch's wall-clock seconds: unlike the whole training's, it stays put when
     something else shared the machine for a few epochs."""
-    times = [row["epoch_seconds"] for row in history if row.get("epoch_seconds")]
+    times = epoch_times(history)
     return f"{statistics.median(times):,.1f}" if times else "—"
 
 
@@ -299,8 +303,8 @@ def train_seconds_text(student: dict) -> str:
     """The whole training's wall clock, marked ‡ when an epoch took over twice the median
     epoch: the machine was shared then (or the first epoch compiled), so the total overstates
     what the training itself costs."""
-    times = [row["epoch_seconds"] for row in student["history"] if row.get("epoch_seconds")]
-    slow = times and max(times) > 2 * statistics.median(times)
+    times = epoch_times(student["history"])
+    slow = bool(times) and max(times) > 2 * statistics.median(times)
     return f"{student['train_seconds']:,.1f}{' ‡' if slow else ''}"
 
 
