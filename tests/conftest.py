@@ -95,6 +95,17 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["kdbench"] = {k: env.get(k) for k in ("torch", "cuda", "cudnn", "gpu", "driver", "gpu_capability", "torch_threads", "git_revision")}
 
 
+def md_cells(line: str) -> list[str]:
+    """The stripped cells of one Markdown table row ("| a | b |" -> ["a", "b"])."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def md_rows(text: str) -> list[list[str]]:
+    """Every Markdown table row in ``text`` (the lines that start with "|", the header and its
+    separator row included), as cells."""
+    return [md_cells(line) for line in text.splitlines() if line.startswith("|")]
+
+
 def committed_smoke_result(name: str, folder: Path, **config) -> dict:
     """A committed smoke result copied into ``folder`` as this training code would have written
     it (the committed file may predate the last change to train.py), with ``config`` parts

@@ -8,12 +8,12 @@ import shutil
 
 from kdbench.cli import main
 
-from .conftest import REPO, SMOKE_RESULTS, committed_smoke_result
+from .conftest import REPO, SMOKE_RESULTS, committed_smoke_result, md_cells
 
 
 def row(page: str, suite: str) -> list[str]:
     line = next(x for x in page.splitlines() if x.startswith(f"| [`{suite}`]"))
-    return [c.strip() for c in line.strip("|").split("|")]
+    return md_cells(line)
 
 
 def test_index_counts_each_suites_cells_per_device_class(tmp_path, capsys):
@@ -33,7 +33,7 @@ def test_index_counts_each_suites_cells_per_device_class(tmp_path, capsys):
     page = (reports / "README.md").read_text()
     assert page in capsys.readouterr().out
     # A column per device class holding results of these suites: cuda-sm90 holds none.
-    headers = [c.strip() for c in next(x for x in page.splitlines() if x.startswith("| suite")).strip("|").split("|")]
+    headers = md_cells(next(x for x in page.splitlines() if x.startswith("| suite")))
     assert headers == ["suite", "data", "teacher → students", "cells", "finished on `cpu`", "golden values", "published figures"]
     smoke = row(page, "smoke")
     assert smoke[0] == "[`smoke`](../suites/smoke.yaml)" and smoke[3] == str(len(pinned))

@@ -11,6 +11,7 @@ import torch.nn as nn
 from kdbench.gradcam import chosen_images, grad_cam, last_conv
 from kdbench.report import precision_table
 
+from .conftest import md_cells, md_rows
 from .test_cli import QUICK, kdbench
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -156,13 +157,12 @@ def test_diff_of_two_runs_says_what_moved_and_why(tmp_path):
     f1 = kdbench("diff", "suites/smoke.yaml", "--metric", "test_f1_macro,test_top1", "--metric", "teacher_test_top1",
                  str(tmp_path / "a"), str(tmp_path / "same"), tmp=tmp_path, check=True)
     accuracy = f1.stdout.split("\nSpeed:")[0]  # the accuracy table; the speed table follows it
-    metrics = {line.split("|")[2].strip() for line in accuracy.splitlines() if line.startswith("| fmnist-smoke")}
+    metrics = {r[1] for r in md_rows(accuracy) if r[0].startswith("fmnist-smoke")}
     assert all(any(m.startswith(x) for m in metrics) for x in ("test_f1_macro", "test_top1", "teacher_test_top1")), f1.stdout
     moved = kdbench("diff", "suites/smoke.yaml", str(tmp_path / "a"), str(tmp_path / "lr"), tmp=tmp_path)
     # Tolerances come from golden/smoke/cpu.json (seed spread of the full smoke cells).
     assert "tolerances from golden/smoke/cpu.json" in moved.stdout and "±6.48" in moved.stdout
-    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line.rsplit("|", 2)[1].strip()
-            for line in moved.stdout.split("\nSpeed:")[0].splitlines() if line.startswith("| fmnist-smoke")}
+    rows = {tuple(r[:2]): r[-1] for r in md_rows(moved.stdout.split("\nSpeed:")[0]) if r[0].startswith("fmnist-smoke")}
     student_verdicts = [v for (_, metric), v in rows.items() if not metric.startswith("teacher_")]
     assert len(student_verdicts) == 2 and set(student_verdicts) <= {"within tolerance", "MOVED"}
     # The student's LR does not touch the teacher: its row says so.
@@ -236,7 +236,7 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     a = {"c1": res("c1", [9.0, 2.0, 2.0], 1000.0, 1.0, [5.0, 4.0], "Xeon"), "c2": res("c2", [4.0, 4.0, 4.0], 500.0, 2.0, [5.0, 4.0], "Xeon")}
     b = {"c1": res("c1", [3.0, 1.0, 1.0], 2000.0, 0.5, [5.0, 4.0], "Xeon"), "c2": res("c2", [1.0, 1.0, 1.0], 2000.0, 0.5, [5.0, 4.0], "Xeon")}
     table, summary = diff_speed(a, b)
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
+    rows = md_rows(table)[2:]
     assert ["c1", "student", "train s / epoch (median)", "2", "1", "2.00×", "beyond the epoch spread (epochs vary ±0 % and ±0 %)"] in rows
     assert ["c2", "student", "test images / s", "500", "2,000", "4.00×", "pass spread not recorded in both"] in rows  # one pass each
     assert ["c2", "student", "latency ms (batch 1, median)", "2", "0.5", "4.00×", "pass spread not recorded in both"] in rows
@@ -248,7 +248,7 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     # not widen it: a median absolute deviation) is said to be within it.
     a["c3"], b["c3"] = res("c3", [10, 11, 9, 10, 30], 1.0, 1.0, [5.0, 4.0], "Xeon"), res("c3", [12, 13, 11, 12, 40], 1.0, 1.0, [5.0, 4.0], "Xeon")
     table, _ = diff_speed(a, b)
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
+    rows = md_rows(table)[2:]
     assert ["c3", "student", "train s / epoch (median)", "10", "12", "0.83×", "within the epoch spread (epochs vary ±15 % and ±12 %)"] in rows
     del a["c3"], b["c3"]
     # Latency is judged against the spread of each run's timed passes, where both recorded it:
@@ -256,7 +256,7 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     a["c4"], b["c4"] = res("c4", [1.0] * 3, 1.0, 1.0, [5.0, 4.0], "Xeon", 0.01), res("c4", [1.0] * 3, 1.0, 1.1, [5.0, 4.0], "Xeon", 0.02)
     a["c5"], b["c5"] = res("c5", [1.0] * 3, 1.0, 1.0, [5.0, 4.0], "Xeon", 0.05), res("c5", [1.0] * 3, 1.0, 1.1, [5.0, 4.0], "Xeon", 0.05)
     table, _ = diff_speed(a, b)
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
+    rows = md_rows(table)[2:]
     assert ["c4", "student", "latency ms (batch 1, median)", "1", "1.1", "0.91×", "beyond the pass spread (passes vary ±1 % and ±2 %)"] in rows
     assert ["c5", "student", "latency ms (batch 1, median)", "1", "1.1", "0.91×", "within the pass spread (passes vary ±5 % and ±5 %)"] in rows
     del a["c4"], b["c4"], a["c5"], b["c5"]
@@ -264,7 +264,7 @@ def test_diff_speed_states_each_cells_speed_up_and_names_other_hardware():
     a["c6"], b["c6"] = res("c6", [1.0] * 3, 1000.0, 1.0, [5.0, 4.0], "Xeon", images_spread=0.01), res("c6", [1.0] * 3, 1200.0, 1.0, [5.0, 4.0], "Xeon", images_spread=0.02)
     a["c7"], b["c7"] = res("c7", [1.0] * 3, 1000.0, 1.0, [5.0, 4.0], "Xeon", images_spread=0.10), res("c7", [1.0] * 3, 1200.0, 1.0, [5.0, 4.0], "Xeon", images_spread=0.10)
     table, _ = diff_speed(a, b)
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]]
+    rows = md_rows(table)[2:]
     assert ["c6", "student", "test images / s", "1,000", "1,200", "1.20×", "beyond the pass spread (passes vary ±1 % and ±2 %)"] in rows
     assert ["c7", "student", "test images / s", "1,000", "1,200", "1.20×", "within the pass spread (passes vary ±10 % and ±10 %)"] in rows
     del a["c6"], b["c6"], a["c7"], b["c7"]
@@ -341,7 +341,7 @@ def test_per_class_table_uses_the_first_seed_and_precision():
 
     [(first, table)] = per_class_tables({"x": cell("x", 0, 0.25), "y": cell("y", 1, 0.40)})
     assert first["seed"] == 0
-    assert [c.strip() for c in table.splitlines()[2].split("|")[1:4]] == ["a", "3", "25.0"]
+    assert md_rows(table)[2][:3] == ["a", "3", "25.0"]
     assert "40.0" not in table and "60.0" not in table, "only the first seed's cells"
 
 
@@ -386,14 +386,14 @@ def test_training_summary_gives_the_median_epoch_beside_the_wall_clock():
     result = json.loads(path.read_text())
     times = [row["epoch_seconds"] for row in result["student"]["history"]]
     row = next(line for line in training_table({path.stem: result}).splitlines() if "rescnn_b6" in line)
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    cells = md_cells(row)
     assert cells[cells.index(f"{result['student']['train_seconds']:,.1f} ‡") + 1] == f"{statistics.median(times):,.1f}"
     assert statistics.median(times) * len(times) < 0.8 * result["student"]["train_seconds"], "the contended epochs are in the wall clock"
     even = json.loads(json.dumps(result))
     for row in even["student"]["history"]:
         row["epoch_seconds"] = statistics.median(times)
     row = next(line for line in training_table({path.stem: even}).splitlines() if "rescnn_b6" in line)
-    assert f"{result['student']['train_seconds']:,.1f}" in [c.strip() for c in row.strip("|").split("|")], "no epoch over twice the median: no mark"
+    assert f"{result['student']['train_seconds']:,.1f}" in md_cells(row), "no epoch over twice the median: no mark"
 
 
 def test_cells_whose_teacher_scores_below_the_student_alone_are_named():
@@ -521,7 +521,7 @@ def test_page_compares_the_cells_finished_on_another_device_class(tmp_path):
     section = page[page.index("## On other device classes"):]
     assert "### `cpu` and `cuda-sm90`" in section and "1 cell(s) finished on both" in section
     assert "device class: cpu → cuda-sm90" in section
-    rows = {r[1]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines())
+    rows = {r[1]: r for r in md_rows(section)
             if r[0] == names[0][:-5] and r[1] not in ("student", "teacher")}  # the accuracy rows; the speed rows follow
     assert rows["teacher_test_top1_last"][4] == "+0.00"  # the teacher's row beside the student's
     row = rows["test_top1_last"]
@@ -531,7 +531,7 @@ def test_page_compares_the_cells_finished_on_another_device_class(tmp_path):
     assert row[1:] == ["test_top1_last", f"{100 * cpu_top1:.2f}", f"{100 * cpu_top1 + 1.25:.2f}", "+1.25", f"±{100 * tol:.2f}", verdict]
     # And how fast each ran there, as the other device's speed-up.
     assert "as `cuda-sm90`'s speed-up over `cpu`" in section
-    speed = {tuple(r[1:3]): r[5] for r in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines())
+    speed = {tuple(r[1:3]): r[5] for r in md_rows(section)
              if r[0] == names[0][:-5] and r[1] == "student"}
     assert speed[("student", "test images / s")] == "2.00×" and speed[("student", "train s / epoch (median)")] == "1.00×"
     assert "- student test images / s: 2.00× (one cell)" in section
@@ -626,7 +626,7 @@ def test_a_takd_row_gives_every_model_of_its_chain_and_the_page_every_data_set()
     takd = s3["fmnist-smoke__timm-resnet50~timm-resnet34__timm-resnet18__bf16__takd__s0"]
     (stage,) = takd["teacher"]["chain"]
     teacher = takd["metrics"]["teacher_test_top1_last"]
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in markdown_table(s3, None).splitlines()]
+    rows = md_rows(markdown_table(s3, None))
     column = rows[0].index("teacher top-1 %")
     (row,) = [r for r in rows if r[3] == "takd" and r[5] == "0"]  # seeds 1-2 too since 2026-11-28
     assert row[1] == "timm/resnet50 → timm/resnet34" and row[column] == f"{100 * teacher:.2f} → {100 * stage['test_top1']:.2f}", row
