@@ -108,9 +108,13 @@ def dkd_loss(
     alpha: float,
     beta: float,
     label_smoothing: float = 0.0,
+    warmup: float = 1.0,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """``ce_weight · CE + alpha · TCKD + beta · NCKD`` (DKD; the paper uses alpha 1, beta 8 on CIFAR)."""
+    """``ce_weight · CE + warmup · (alpha · TCKD + beta · NCKD)`` (DKD; the paper uses alpha 1,
+    beta 8 on CIFAR, and ramps ``warmup`` from 1/20 to 1 over the first 20 epochs)."""
     ce = F.cross_entropy(student_logits.float(), labels, label_smoothing=label_smoothing)
     tckd, nckd = dkd_terms(student_logits, teacher_logits, labels, temperature)
     kd = alpha * tckd + beta * nckd
+    if warmup != 1.0:
+        kd = warmup * kd
     return ce_weight * ce + kd, {"ce": ce.detach(), "kd": kd.detach()}

@@ -104,7 +104,11 @@ class RecipeSpec:
 @dataclass(frozen=True)
 class KDSpec:
     """Distillation weights, explicit. kd: ce_weight·CE + kd_weight·T²·KL(p_t‖p_s);
-    dkd: dkd_ce_weight·CE + dkd_alpha·TCKD + dkd_beta·NCKD (both × T²)."""
+    dkd: dkd_ce_weight·CE + w(epoch)·(dkd_alpha·TCKD + dkd_beta·NCKD) (both × T²), where
+    w(epoch) = min(epoch / dkd_warmup_epochs, 1) with epochs counted from 1, or 1 when
+    dkd_warmup_epochs is 0. DKD's own code ramps its term in over 20 epochs on CIFAR
+    (mdistiller DKD.WARMUP); without the ramp, beta 8 × T² 16 can wreck a fresh student in its
+    first steps (kdbench's canonical resnet56 → resnet20 on CPU sat at chance for good)."""
 
     temperature: float = 4.0
     ce_weight: float = 0.1
@@ -112,6 +116,8 @@ class KDSpec:
     dkd_ce_weight: float = 1.0
     dkd_alpha: float = 1.0
     dkd_beta: float = 8.0
+    # Off (0) unless set, and only hashed when set: the suites written before it keep their ids.
+    dkd_warmup_epochs: int = field(default=0, metadata=HASHED_WHEN_SET)
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,8 @@ def validate(spec: SuiteSpec, source: str) -> None:
         v = getattr(spec.kd, k)
         if not 0 <= v < math.inf:
             raise SuiteError(source, f"kd.{k}", f"must be a finite number ≥ 0, got {v}")
+    if spec.kd.dkd_warmup_epochs < 0:
+        raise SuiteError(source, "kd.dkd_warmup_epochs", f"must be ≥ 0 (0: no ramp), got {spec.kd.dkd_warmup_epochs}")
     if spec.kd.ce_weight + spec.kd.kd_weight <= 0:
         raise SuiteError(source, "kd", "ce_weight and kd_weight cannot both be 0")
     if spec.data.resize < 0:

@@ -151,6 +151,12 @@ def make_optimizer(model: nn.Module, recipe: RecipeSpec) -> tuple[torch.optim.Op
     return opt, lr
 
 
+def dkd_warmup(kd: KDSpec, epoch: int) -> float:
+    """The weight of DKD's term in 1-based ``epoch``: a linear ramp to 1 over
+    ``kd.dkd_warmup_epochs`` (DKD's code: min(epoch / warmup, 1)), 1 without one."""
+    return min(epoch / kd.dkd_warmup_epochs, 1.0) if kd.dkd_warmup_epochs > 0 else 1.0
+
+
 def make_scheduler(opt: torch.optim.Optimizer, recipe: RecipeSpec, steps_per_epoch: int):
     s = recipe.scheduler
     if s.name == "cosine":
@@ -293,7 +299,8 @@ def fit(
                 elif teacher_logits is not None:
                     t_out = teacher_logits[idx]
                 if teacher is not None and kd is not None and method == "dkd":
-                    loss, parts = dkd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.dkd_ce_weight, alpha=kd.dkd_alpha, beta=kd.dkd_beta, label_smoothing=recipe.label_smoothing)
+                    loss, parts = dkd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.dkd_ce_weight, alpha=kd.dkd_alpha, beta=kd.dkd_beta,
+                                           label_smoothing=recipe.label_smoothing, warmup=dkd_warmup(kd, epoch))
                 elif teacher is not None and kd is not None:
                     loss, parts = kd_loss(out, t_out, yb, temperature=kd.temperature, ce_weight=kd.ce_weight, kd_weight=kd.kd_weight, label_smoothing=recipe.label_smoothing)
                 else:

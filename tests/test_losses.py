@@ -176,3 +176,61 @@ def test_dkd_is_finite_on_saturated_binary_problems():
     assert dkd_terms(s, t, y, 1.0)[0].item() == pytest.approx(ref64, rel=1e-5)
     naive32, _ = reference_dkd(s.detach(), t, y, 1.0, dtype=torch.float32)  # the published recipe in float32
     assert not math.isfinite(naive32)
+
+
+def test_dkd_warmup_weighs_the_term_like_dkds_code():
+    """DKD's code multiplies its term by min(epoch / warmup, 1), epochs from 1 (20 on CIFAR)."""
+    import dataclasses
+
+    from kdbench.suite import KDSpec, spec_hash
+    from kdbench.train import dkd_warmup
+
+    ramp = KDSpec(dkd_warmup_epochs=20)
+    assert [dkd_warmup(ramp, e) for e in (1, 10, 20, 21, 240)] == [0.05, 0.5, 1.0, 1.0, 1.0]
+    assert dkd_warmup(KDSpec(), 1) == 1.0, "0, the default: no ramp"
+    # Unset, the field is not hashed: the KD settings of results made before it keep their hash.
+    before = {k: v for k, v in dataclasses.asdict(KDSpec()).items() if k != "dkd_warmup_epochs"}
+    assert spec_hash(KDSpec()) == spec_hash(before) != spec_hash(ramp)
+    s, t, y = torch.randn(8, 10, requires_grad=True), torch.randn(8, 10), torch.randint(0, 10, (8,))
+    args = {"temperature": 4.0, "ce_weight": 1.0, "alpha": 1.0, "beta": 8.0}
+    full, parts = dkd_loss(s, t, y, **args)
+    quarter, q_parts = dkd_loss(s, t, y, **args, warmup=0.25)
+    assert torch.equal(q_parts["ce"], parts["ce"]) and q_parts["kd"].item() == pytest.approx(0.25 * parts["kd"].item(), rel=1e-6)
+    assert quarter.item() == pytest.approx(parts["ce"].item() + 0.25 * parts["kd"].item(), rel=1e-6)
+    assert torch.equal(dkd_loss(s, t, y, **args, warmup=1.0)[0], full), "a weight of 1 computes what no ramp does"
+
+
+@pytest.mark.smoke
+def test_a_dkd_training_ramps_its_term_in(tmp_path):
+    """A 1-epoch ramp weighs epoch 1 fully: bitwise the training without one. A 4-epoch ramp
+    gives epoch 1 a quarter of the DKD term: another training, with a smaller DKD loss."""
+    import dataclasses
+
+    from kdbench import precision as prec
+    from kdbench.determinism import configure_determinism
+    from kdbench.io import tensors_sha256
+    from kdbench.models import build_model
+    from kdbench.runner import Runner, RunOptions
+    from kdbench.suite import load_suite
+    from kdbench.train import fit
+
+    from .conftest import REPO
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml", ("split.max_per_class=16",))
+    p = Runner(suite, RunOptions(results_dir=tmp_path, log=lambda m: None)).prepare("fmnist-smoke")
+    cpu = torch.device("cpu")
+    recipe = dataclasses.replace(suite.spec.student, epochs=1)
+    configure_determinism(1)
+    teacher = build_model("cnn_small", 1, 10, 28).eval()
+
+    def train(warmup: int) -> tuple[float, str]:
+        configure_determinism(0)
+        student = build_model("cnn_tiny", 1, 10, 28)
+        kd = dataclasses.replace(suite.spec.kd, dkd_warmup_epochs=warmup)
+        fr = fit(student, p.train, p.val, recipe, seed=0, policy=prec.get_policy("fp32", cpu), device=cpu, stage="s",
+                 teacher=teacher, kd=kd, method="dkd", log=lambda m: None)
+        return fr.history[0]["train_kd"], tensors_sha256(student.state_dict())
+
+    (kd0, w0), (kd1, w1), (kd4, w4) = train(0), train(1), train(4)
+    assert (kd1, w1) == (kd0, w0)
+    assert w4 != w0 and 0 < kd4 < kd0

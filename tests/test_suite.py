@@ -54,6 +54,8 @@ def test_unknown_key_suggests_the_right_one():
         ({"teacher__epochs": "five"}, "teacher.epochs", "expected an integer"),
         ({"kd__temperature": 0}, "kd.temperature", "must be a finite number > 0"),
         ({"kd__kd_weight": 1.5}, "kd.kd_weight", "must be in [0, 1]"),
+        ({"kd__dkd_warmup_epochs": -1}, "kd.dkd_warmup_epochs", "must be ≥ 0 (0: no ramp)"),
+        ({"kd__dkd_warmup_epochs": 2.5}, "kd.dkd_warmup_epochs", "expected an integer"),
         ({"split__val": 0.3}, "split", "must be 1"),
         ({"matrix__precisions": ["fp64"]}, "matrix.precisions[0]", "unknown precision 'fp64'"),
         ({"matrix__methods": ["kd", "kd"]}, "matrix.methods[1]", "duplicate method"),
