@@ -27,7 +27,7 @@ from pathlib import Path
 from .errors import KDBenchError
 from .io import read_json
 from .models import build_model, count_flops
-from .suite import Cell, Suite, spec_hash
+from .suite import Cell, Suite, kd_read_by, spec_hash
 
 TRAIN_STEP_FORWARDS = 3  # forward + backward ≈ 3 forward passes
 # Recipe options that change how long an epoch takes, not what it trains on: trainings that
@@ -129,7 +129,7 @@ def suite_stages(suite: Suite, cells: list[Cell], shapes: dict[str, Shape]) -> l
         add(teacher_key, "teacher", cell.teacher, cell, spec.teacher)
         source = cell.teacher
         for name in cell.assistants:  # each assistant distils from the stage before, every step
-            key = spec_hash({"previous": source_key, "a": name, "r": spec_hash(spec.student), "kd": spec_hash(spec.kd)})
+            key = spec_hash({"previous": source_key, "a": name, "r": spec_hash(spec.student), "kd": spec_hash(kd_read_by(spec.kd, "kd"))})
             add(key, "assistant", name, cell, spec.student, source, source_key)
             source, source_key = name, key
         versions = replayed_versions(spec.student.augment)

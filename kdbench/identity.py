@@ -14,7 +14,7 @@ from .code_lineage import canonical, load_links
 from .determinism import flush_denormals
 from .fingerprint import CODE_FILES, FP8_CODE_FILES, code_fingerprint, raw_code_fingerprint
 from .prepare import Prepared
-from .suite import Cell, Suite, spec_hash
+from .suite import Cell, Suite, kd_read_by, spec_hash
 
 
 class CellIdentity:
@@ -77,7 +77,7 @@ class CellIdentity:
             "data": spec_hash(dataclasses.replace(s.data, loading="auto", workers=0)),
             "teacher_recipe": spec_hash(s.teacher),
             "student_recipe": spec_hash(s.student),
-            "kd": spec_hash(s.kd) if cell.method != "none" else None,
+            "kd": spec_hash(kd_read_by(s.kd, cell.method)) if cell.method != "none" else None,
             "metrics": list(s.metrics),
             "device_class": self.device_class,
             "code": self.code_of(cell),
@@ -117,7 +117,7 @@ class CellIdentity:
     def assistant_key(self, cell: Cell, name: str, previous_key: str) -> str:
         """A TAKD assistant's cache key: keyed by the whole chain above it (``previous_key``)."""
         spec = self.suite.spec_of(cell)
-        return spec_hash({"previous": previous_key, "model": name, "recipe": spec_hash(spec.student), "kd": spec_hash(spec.kd),
+        return spec_hash({"previous": previous_key, "model": name, "recipe": spec_hash(spec.student), "kd": spec_hash(kd_read_by(spec.kd, "kd")),
                           "seed": cell.seed, "precision": cell.precision, "device_class": self.device_class, "code": self.code_of(cell),
                           **self.cpu_numerics, **self.pretrained_entry(name)})
 

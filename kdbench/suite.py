@@ -120,6 +120,32 @@ class KDSpec:
     dkd_warmup_epochs: int = field(default=0, metadata=HASHED_WHEN_SET)
 
 
+# The KDSpec fields each method's loss reads (takd's stages are kd).
+DKD_READS = ("temperature", "dkd_ce_weight", "dkd_alpha", "dkd_beta", "dkd_warmup_epochs")
+KD_READS = ("temperature", "ce_weight", "kd_weight")
+
+
+def kd_read_by(kd: KDSpec, method: str) -> KDSpec:
+    """``kd`` with the fields ``method`` does not read at their defaults. Keys of distilled
+    cells hash this, so a KD cell does not re-run when a DKD weight changes, nor a DKD cell
+    for a KD one. (Every result made before this held the unread fields at their defaults,
+    so its key is unchanged.)"""
+    read = DKD_READS if method == "dkd" else KD_READS
+    return dataclasses.replace(KDSpec(), **{f: getattr(kd, f) for f in read})
+
+
+@dataclass(frozen=True)
+class PairKDSpec:
+    """The KD settings of one teacher → student pair of the matrix (of a chain: its two ends):
+    the suite's ``kd`` with the fields given here over it. Published recipes tune some per
+    pair: DKD's CIFAR-100 configs set beta 8 for resnet32x4 → resnet8x4, 6 for wrn_40_2 →
+    wrn_16_2 and vgg13 → vgg8, 2 for resnet56 → resnet20."""
+
+    teacher: str
+    student: str
+    kd: KDSpec
+
+
 @dataclass(frozen=True)
 class SplitSpec:
     """Stratified split of the dataset's training pool. ``test`` > 0 only for datasets that
@@ -216,6 +242,7 @@ class SuiteSpec:
     kd: KDSpec = field(default_factory=KDSpec)
     metrics: tuple[str, ...] = ("top1", "f1_macro", "agreement")
     sweep: SweepSpec | None = None
+    kd_by_pair: tuple[PairKDSpec, ...] = field(default=(), metadata=HASHED_WHEN_SET)
     # Start these models from weights on disk instead of a random init: model name → a file
     # holding a state dict (torch.save; a checkpoint with a "state_dict" or "model" entry
     # works too), path absolute or relative to the working directory. Tensors whose shape
@@ -278,8 +305,13 @@ class Suite:
         ]
 
     def spec_of(self, cell: Cell) -> SuiteSpec:
-        """The spec a cell runs under: its sweep variant's, else the suite's."""
-        return dict(self.variants)[cell.variant] if cell.variant else self.spec
+        """The spec a cell runs under: its sweep variant's, else the suite's, with its pair's
+        KD settings (``kd_by_pair``) where the suite gives some."""
+        spec = dict(self.variants)[cell.variant] if cell.variant else self.spec
+        for pair in spec.kd_by_pair:
+            if (pair.teacher, pair.student) == (cell.teacher, cell.student):
+                return dataclasses.replace(spec, kd=pair.kd)
+        return spec
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.spec)
@@ -365,9 +397,20 @@ def parse_suite(text: str, source: str, overrides: tuple[str, ...] = ()) -> Suit
     data = unshared(data)
     for o in overrides:
         apply_override(data, o, source)
-    spec = build(SuiteSpec, data, source)
+    spec = build(SuiteSpec, with_pair_kd_in_full(data), source)
     validate(spec, source)
     return Suite(spec, source, sweep_variants(spec, data, source))
+
+
+def with_pair_kd_in_full(data: dict) -> dict:
+    """Raw suite data whose ``kd_by_pair`` entries hold the suite's ``kd`` with their own
+    fields over it, so that each is built and checked as a whole KDSpec, and an override or
+    a sweep of ``kd.*`` reaches the pairs too (where a pair does not set that field itself)."""
+    entries, base = data.get("kd_by_pair"), data.get("kd") or {}
+    if not isinstance(entries, list) or not isinstance(base, dict):
+        return data  # the builder says what is wrong with them
+    full = [dict(e, kd={**base, **e["kd"]}) if isinstance(e, dict) and isinstance(e.get("kd"), dict) else e for e in entries]
+    return dict(data, kd_by_pair=full)
 
 
 def unshared(x: Any) -> Any:
@@ -399,7 +442,7 @@ def sweep_variants(spec: SuiteSpec, data: dict, source: str) -> tuple[tuple[str,
         del variant["sweep"]
         set_path(variant, sw.field, value, source)
         where = f"{source} (sweep.values[{i}] = {value!r})"
-        vspec = build(SuiteSpec, variant, where)
+        vspec = build(SuiteSpec, with_pair_kd_in_full(variant), where)
         validate(vspec, where)
         out.append((label, vspec))
     return tuple(out)

@@ -11,7 +11,7 @@ from .errors import KDBenchError, SuiteError
 from .registry import suggest
 
 if TYPE_CHECKING:
-    from .suite import RecipeSpec, SuiteSpec
+    from .suite import KDSpec, RecipeSpec, SuiteSpec
 
 METHODS = ("none", "kd", "dkd", "takd")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
@@ -34,6 +34,23 @@ def _check_names(source: str, path: str, names: tuple[str, ...], known: list[str
         seen.add(n)
         if n not in known and not extra_ok(n):
             raise SuiteError(source, f"{path}[{i}]", f"unknown {kind} {n!r}{suggest(n, known)}; known: {', '.join(known)}")
+
+
+def _check_kd(source: str, path: str, kd: KDSpec) -> None:
+    if not 0 < kd.temperature < math.inf:
+        raise SuiteError(source, f"{path}.temperature", f"must be a finite number > 0, got {kd.temperature}")
+    for k in ("ce_weight", "kd_weight"):
+        v = getattr(kd, k)
+        if not 0 <= v <= 1:
+            raise SuiteError(source, f"{path}.{k}", f"must be in [0, 1], got {v}")
+    for k in ("dkd_ce_weight", "dkd_alpha", "dkd_beta"):
+        v = getattr(kd, k)
+        if not 0 <= v < math.inf:
+            raise SuiteError(source, f"{path}.{k}", f"must be a finite number ≥ 0, got {v}")
+    if kd.dkd_warmup_epochs < 0:
+        raise SuiteError(source, f"{path}.dkd_warmup_epochs", f"must be ≥ 0 (0: no ramp), got {kd.dkd_warmup_epochs}")
+    if kd.ce_weight + kd.kd_weight <= 0:
+        raise SuiteError(source, path, "ce_weight and kd_weight cannot both be 0")
 
 
 def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
@@ -153,20 +170,19 @@ def validate(spec: SuiteSpec, source: str) -> None:
             if r.select == "best_val" or r.early_stopping.patience or r.scheduler.name == "plateau":
                 raise SuiteError(source, "split.val", f"is 0, but {role} uses the validation split (best_val selection, early stopping "
                                  "or the plateau scheduler); give split.val a fraction > 0")
-    if not 0 < spec.kd.temperature < math.inf:
-        raise SuiteError(source, "kd.temperature", f"must be a finite number > 0, got {spec.kd.temperature}")
-    for k in ("ce_weight", "kd_weight"):
-        v = getattr(spec.kd, k)
-        if not 0 <= v <= 1:
-            raise SuiteError(source, f"kd.{k}", f"must be in [0, 1], got {v}")
-    for k in ("dkd_ce_weight", "dkd_alpha", "dkd_beta"):
-        v = getattr(spec.kd, k)
-        if not 0 <= v < math.inf:
-            raise SuiteError(source, f"kd.{k}", f"must be a finite number ≥ 0, got {v}")
-    if spec.kd.dkd_warmup_epochs < 0:
-        raise SuiteError(source, "kd.dkd_warmup_epochs", f"must be ≥ 0 (0: no ramp), got {spec.kd.dkd_warmup_epochs}")
-    if spec.kd.ce_weight + spec.kd.kd_weight <= 0:
-        raise SuiteError(source, "kd", "ce_weight and kd_weight cannot both be 0")
+    _check_kd(source, "kd", spec.kd)
+    ends = {(c[0], c[-1]) for c in (m.pairs or [(t, s) for t in m.teachers for s in m.students])}
+    seen: set[tuple[str, str]] = set()
+    for i, pair in enumerate(spec.kd_by_pair):
+        key = (pair.teacher, pair.student)
+        if key not in ends:
+            listed = ", ".join(f"{t} → {s}" for t, s in sorted(ends))
+            raise SuiteError(source, f"kd_by_pair[{i}]", f"{pair.teacher} → {pair.student} is not a teacher → student pair of the matrix; "
+                             f"its pairs: {listed}")
+        if key in seen:
+            raise SuiteError(source, f"kd_by_pair[{i}]", f"a second entry for {pair.teacher} → {pair.student}; give each pair one")
+        seen.add(key)
+        _check_kd(source, f"kd_by_pair[{i}].kd", pair.kd)
     if spec.data.resize < 0:
         raise SuiteError(source, "data.resize", f"must be ≥ 0 (0 keeps the data set's size), got {spec.data.resize}")
     if spec.data.workers < 0:

@@ -140,3 +140,65 @@ def test_overrides_and_sweeps_of_an_aliased_recipe_change_only_that_recipe():
     swept = load_suite(REPO / "suites" / "s1-cifar10.yaml", ("sweep={field: student.optimizer.lr, values: [0.1, 0.2]}",))
     assert [v.student.optimizer.lr for _, v in swept.variants] == [0.1, 0.2]
     assert {v.teacher.optimizer.lr for _, v in swept.variants} == {0.001}
+
+
+def test_kd_by_pair_gives_one_pair_its_own_kd_settings():
+    """canonical-cifar sets DKD's beta per pair as DKD's own CIFAR configs do; the pairs take
+    the rest of the suite's kd, and an override of kd.* reaches them where they do not set
+    that field themselves."""
+    suite = load_suite(REPO / "suites" / "canonical-cifar.yaml")
+    cells = {c.id: c for c in suite.cells()}
+
+    def kd_of(s, pair, method="dkd"):
+        return s.spec_of(cells[f"fmnist-smoke__{pair}__bf16__{method}__s0"]).kd
+
+    assert (kd_of(suite, "resnet56__resnet20").dkd_beta, kd_of(suite, "wrn_40_2__wrn_16_2").dkd_beta) == (2.0, 6.0)
+    assert kd_of(suite, "resnet32x4__resnet8x4") == suite.spec.kd, "no entry: the suite's kd"
+    assert kd_of(suite, "resnet56__resnet20").dkd_warmup_epochs == suite.spec.kd.dkd_warmup_epochs == 20
+    changed = load_suite(REPO / "suites" / "canonical-cifar.yaml", ("kd.temperature=2.0", "kd.dkd_beta=5.0"))
+    assert (kd_of(changed, "resnet56__resnet20").temperature, kd_of(changed, "resnet56__resnet20").dkd_beta) == (2.0, 2.0)
+    assert kd_of(changed, "resnet32x4__resnet8x4").dkd_beta == 5.0
+
+
+def test_a_distilled_cells_key_holds_only_the_kd_settings_its_method_reads():
+    """DKD's weights do not re-run a KD cell, nor KD's a DKD cell; the keys of cells made
+    before the split (every suite at the unread fields' defaults) stay as they were."""
+    from kdbench.identity import CellIdentity
+    from kdbench.suite import spec_hash
+
+    def kd_keys(*overrides):
+        suite = load_suite(REPO / "suites" / "canonical-cifar.yaml", overrides)
+        ids = CellIdentity(suite, "cpu", {})
+        return {c.method: ids.cell_config(c)["kd"] for c in suite.cells() if c.id.startswith("fmnist-smoke__resnet56__resnet20__")}
+
+    base = kd_keys()
+    assert base["none"] is None
+    beta = kd_keys("kd_by_pair=[]")
+    assert beta["kd"] == base["kd"] and beta["dkd"] != base["dkd"]
+    weights = kd_keys("kd.ce_weight=0.5", "kd.kd_weight=0.5")
+    assert weights["dkd"] == base["dkd"] and weights["kd"] != base["kd"]
+    smoke = load_suite(REPO / "suites" / "smoke.yaml")
+    kd_cell = next(c for c in smoke.cells() if c.method == "kd")
+    assert CellIdentity(smoke, "cpu", {}).cell_config(kd_cell)["kd"] == spec_hash(smoke.spec.kd), "as before the split"
+
+
+@pytest.mark.parametrize(
+    "entry, where, words",
+    [
+        ({"teacher": "resnet56", "student": "resnet8x4", "kd": {"dkd_beta": 2.0}}, "kd_by_pair[0]", "is not a teacher → student pair of the matrix"),
+        ({"teacher": "resnet56", "student": "resnet20", "kd": {"dkd_bta": 2.0}}, "kd_by_pair[0].kd.dkd_bta", "did you mean 'dkd_beta'"),
+        ({"teacher": "resnet56", "student": "resnet20", "kd": {"dkd_beta": -1.0}}, "kd_by_pair[0].kd.dkd_beta", "must be a finite number ≥ 0"),
+    ],
+)
+def test_bad_kd_by_pair_entries_are_rejected_with_their_path(entry, where, words):
+    doc = yaml.safe_load((REPO / "suites" / "canonical-cifar.yaml").read_text())
+    doc["kd_by_pair"] = [entry]
+    e = error_of(yaml.safe_dump(doc))
+    assert e.path == where and words in str(e), str(e)
+
+
+def test_a_pair_given_twice_in_kd_by_pair_is_rejected():
+    doc = yaml.safe_load((REPO / "suites" / "canonical-cifar.yaml").read_text())
+    doc["kd_by_pair"] = [{"teacher": "resnet56", "student": "resnet20", "kd": {"dkd_beta": b}} for b in (2.0, 3.0)]
+    e = error_of(yaml.safe_dump(doc))
+    assert e.path == "kd_by_pair[1]" and "a second entry for resnet56 → resnet20" in str(e)

@@ -54,7 +54,7 @@ QUEUE=(
   "s2-cifar10 fmnist-smoke__*__none__s0"
   "s2-cifar10 fmnist-smoke__*__kd__s0"
   # Seeds 1 and 2 of both (the teacher trained again per seed): then a golden file for S2's
-  # stand-in cells (kdbench golden update s2-cifar10 --cells 'fmnist-smoke__*' --spread-seeds 0 1 2).
+  # stand-in cells (kdbench golden update suites/s2-cifar10.yaml --cells 'fmnist-smoke__*' --spread-seeds 0 1 2).
   # fp32, so the AMD EPYC runs them at its pace (~1 h 45 a seed there, ~30 min on the Xeon).
   "s2-cifar10 fmnist-smoke__*__s1 --set seeds=[0,1,2]"
   "s2-cifar10 fmnist-smoke__*__s2 --set seeds=[0,1,2]"
@@ -63,17 +63,22 @@ QUEUE=(
   # skipped on a CPU without fast bf16 kernels (the AVX2 AMD EPYC), where it would take many hours.
   "s3-cifar10 fmnist-smoke__timm-resnet50*"
   # Seeds 1 and 2 beside the committed seed 0 (~1 h 30 a seed, its teacher included): then
-  # kdbench golden update s4-fmnist --cells '*rescnn_b4__fp32__*' --spread-seeds 0 1 2
+  # kdbench golden update suites/s4-fmnist.yaml --cells '*rescnn_b4__fp32__*' --spread-seeds 0 1 2
   #   --results $RUN/results --cache $RUN/cache --device cpu  writes golden/s4-fmnist/cpu.json.
   "s4-fmnist *__rescnn_b4__fp32__* --set seeds=[0,1,2]"
   "s4-fmnist *__rescnn_b6__fp32__*__s0"                                      # ~1 h 20 for both (teacher cached)
   "s4-fmnist *__rescnn_b8__fp32__*__s0"
   "s4-fmnist *__rescnn_b10__fp32__*__s0"
   "s3-cifar10 cifar10-jpeg__timm-resnet50~timm-resnet34__timm-resnet18__bf16__takd__s0"  # ~3 h
-  # The canonical 240-epoch recipe on the subset, the cheapest pair alone and with KD (507 TFLOP;
-  # bf16: an AVX-512 CPU only; not yet timed).
-  "canonical-cifar fmnist-smoke__resnet56__resnet20__bf16__none__s0"
-  "canonical-cifar fmnist-smoke__resnet56__resnet20__bf16__kd__s0"
+  # The canonical 240-epoch recipe on the subset, the cheapest pair alone, with KD and with DKD
+  # (bf16: an AVX-512 CPU only). On the AVX512-BF16 AMD EPYC: resnet56 teacher ~5 s an epoch
+  # (21 min), resnet20 alone ~2 s (8 min), KD / DKD ~3.5 s (14 min each): ~1 h a seed.
+  "canonical-cifar fmnist-smoke__resnet56__resnet20__bf16__*__s0"
+  # Seeds 1 and 2 (the teacher trained again per seed), then its golden file:
+  #   kdbench golden update suites/canonical-cifar.yaml --cells 'fmnist-smoke__resnet56__resnet20__bf16__*'
+  #   --spread-seeds 0 1 2 --results $RUN/results --cache $RUN/cache --device cpu
+  "canonical-cifar fmnist-smoke__resnet56__resnet20__bf16__*__s1 --set seeds=[0,1,2]"
+  "canonical-cifar fmnist-smoke__resnet56__resnet20__bf16__*__s2 --set seeds=[0,1,2]"
 )
 # CPU_QUEUE (lines like those above) replaces it: tests/test_cpu_cells.py rehearses on the smoke suite.
 if [ -n "${CPU_QUEUE:-}" ]; then mapfile -t QUEUE <<< "$CPU_QUEUE"; fi
