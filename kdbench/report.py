@@ -10,6 +10,7 @@ from tabulate import tabulate
 from .determinism import hardware
 from .errors import GoldenMismatch
 from .golden import compare
+from .results import at_chance
 
 # Opens the page of a suite with no finished cell on its device class (cli: never overwrite a
 # page of results with one).
@@ -208,6 +209,17 @@ def seeds_table(results: dict[str, dict]) -> str | None:
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def at_chance_note(results: dict[str, dict]) -> str | None:
+    """One paragraph naming the finished cells whose teacher or student learned nothing (test
+    top-1 no better than always answering the most common test class): their KD gains and
+    golden values describe a failed training, not the recipe."""
+    found = {cid: chance for cid, r in sorted(results.items()) for chance in at_chance(r)}
+    if not found:
+        return None
+    return (f"**Learned nothing** in {len(found)} finished cell(s), a training that failed without a non-finite loss "
+            "(see each cell's history.csv for where): " + "; ".join(f"`{cid}`: {text}" for cid, text in found.items()) + ".")
+
+
 def weaker_teacher_note(results: dict[str, dict]) -> str | None:
     """One paragraph naming the distilled cells (kd, dkd) whose teacher scores below the same
     student trained alone (same seed): there KD pulls the student toward the teacher's errors,
@@ -396,9 +408,9 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
     ]
     if stale:
         lines += [stale_note(stale, len(results)), ""]
-    weaker = weaker_teacher_note(results)
-    if weaker:
-        lines += [weaker, ""]
+    for note in (at_chance_note(results), weaker_teacher_note(results)):
+        if note:
+            lines += [note, ""]
     across = across_hardware_note(results)
     if across:
         lines += [across, ""]

@@ -58,6 +58,22 @@ class StagePace:
         self.log(line)
 
 
+def at_chance(result: dict) -> list[str]:
+    """The models of a finished result whose test top-1 is no better than always answering the
+    test split's most common class (plus one test image): trainings that learned nothing, such
+    as a collapse whose loss stayed finite (no TrainingFault). Each named with its figure."""
+    support = [c["support"] for c in (result.get("report") or {}).get("per_class", [])]
+    if result.get("status") != "ok" or not sum(support):
+        return []
+    n, base = sum(support), max(support) / sum(support)
+    out = []
+    for who, prefix in (("teacher", "teacher_test_top1_"), ("student", "test_top1_")):
+        top1 = next((v for k, v in result["metrics"].items() if k.startswith(prefix)), None)
+        if top1 is not None and top1 <= base + 1 / n:
+            out.append(f"{who} {100 * top1:.2f} %")
+    return [f"{', '.join(out)} against {100 * base:.2f} % for always the most common test class"] if out else []
+
+
 def history_csv(rows: list[dict]) -> str:
     columns = ["epoch", "train_loss", "train_ce", "train_kd", "train_top1", "val_top1", "lr", "epoch_seconds", "max_memory_mib"]
     columns += [k for k in dict.fromkeys(k for r in rows for k in r) if k not in columns]  # val_<metric> columns

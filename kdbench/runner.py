@@ -29,7 +29,7 @@ from .models import build_model, count_flops, count_params
 from .models.weights import file_sha256, load_pretrained, read_state_dict
 from .prepare import Prepared, prepare_data
 from .recompute import supports_gradient_checkpointing
-from .results import StagePace, history_csv, progress_text
+from .results import StagePace, at_chance, history_csv, progress_text
 from .stage_cache import StageCache
 from .suite import Cell, Suite, spec_hash
 from .train import CHECKPOINT_EVERY_S, fit, predict
@@ -260,6 +260,9 @@ class Runner:
                 if res["status"] == "ok":
                     shown = ", ".join(f"{k} {v:.4f}" for k, v in res["metrics"].items() if k.startswith("test_"))
                     self.log(f"  done in {time.perf_counter() - t0:.1f}s: {shown}")
+                    for chance in at_chance(res):
+                        self.log(f"  WARNING: learned nothing: {chance}; the per-epoch history "
+                                 f"({self.result_path(cell).with_suffix('.history.csv')}) shows from which epoch")
                 else:
                     self.log(f"  {res['status'].upper()}: {res['failure']['reason']}")
                 ran += 1

@@ -251,6 +251,23 @@ def test_out_of_memory_fails_the_cell_with_its_batch_size(tmp_path, monkeypatch)
     assert cells[1].id in failed["failure"]["reason"] and "batch sizes: teacher 64, student 64" in failed["failure"]["reason"]
 
 
+def test_a_cell_that_learned_nothing_is_flagged_in_the_log(tmp_path, monkeypatch):
+    """The run's log names a finished cell whose model learned nothing (kdbench.results.at_chance,
+    tested in test_report on a collapsed result; stood in for here, since no training of seconds
+    collapses on cue) and points at its history."""
+    import kdbench.runner as runner_mod
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml", ("teacher.epochs=1", "student.epochs=1"))
+    cell = next(c for c in suite.cells() if c.method == "none" and c.student == "cnn_tiny")
+    monkeypatch.setattr(runner_mod, "at_chance", lambda r: ["student 10.00 % against 10.00 % for always the most common test class"])
+    logs: list[str] = []
+    opts = RunOptions(results_dir=tmp_path / "r", cache_dir=tmp_path / "c", device=torch.device("cpu"), log=logs.append)
+    assert Runner(suite, opts).run([cell])[0]["status"] == "ok"
+    history = tmp_path / "r" / "smoke" / f"{cell.id}.history.csv"
+    assert f"  WARNING: learned nothing: student 10.00 % against 10.00 % for always the most common test class; the per-epoch history ({history}) shows from which epoch" in logs
+    assert history.exists()
+
+
 def test_a_full_disk_is_a_clear_error_that_loses_nothing(tmp_path, monkeypatch, capsys):
     """The disk fills after the first cell is saved: the run stops with a message, not a
     traceback; the saved cell stays, no part-written file is left, and a re-run resumes."""

@@ -633,3 +633,28 @@ def test_a_takd_row_gives_every_model_of_its_chain_and_the_page_every_data_set()
     assert not any("→" in r[column] for r in rows[2:] if r[3] != "takd")
     line = environment_line(s3)
     assert "cifar10-jpeg JPEG re-encoded CIFAR-10" in line and " and smoke subset of Fashion-MNIST" in line, line
+
+
+def test_a_training_that_learned_nothing_is_named():
+    """DKD without its ramp collapsed resnet20 to one answer (val 10 % from epoch 2, loss finite,
+    so no TrainingFault): a result whose model is no better than always answering the most common
+    test class is named in the run's log and on the page."""
+    from kdbench.report import at_chance_note
+    from kdbench.results import at_chance
+
+    from .conftest import SMOKE_RESULTS
+
+    trained = json.loads(next(SMOKE_RESULTS.glob("*__kd__s0.json")).read_text())
+    assert at_chance(trained) == [] and at_chance_note({"c": trained}) is None
+    support = [c["support"] for c in trained["report"]["per_class"]]
+    base, n = max(support) / sum(support), sum(support)
+    key = next(k for k in trained["metrics"] if k.startswith("test_top1_"))
+    collapsed = json.loads(json.dumps(trained))
+    collapsed["metrics"][key] = base
+    assert at_chance(collapsed) == [f"student {100 * base:.2f} % against {100 * base:.2f} % for always the most common test class"]
+    collapsed["metrics"][next(k for k in trained["metrics"] if k.startswith("teacher_test_top1_"))] = base + 1 / n
+    assert at_chance(collapsed)[0].startswith(f"teacher {100 * (base + 1 / n):.2f} %, student"), "one image above: still chance"
+    collapsed["metrics"][key] = base + 2 / n
+    assert at_chance(collapsed)[0].startswith("teacher ") and "student" not in at_chance(collapsed)[0]
+    note = at_chance_note({"a": trained, "b": collapsed})
+    assert note.startswith("**Learned nothing** in 1 finished cell(s)") and "`b`: teacher" in note and "`a`" not in note
