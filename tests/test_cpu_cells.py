@@ -49,6 +49,9 @@ def test_the_queue_runs_in_the_background_and_lands_its_results(tmp_path):
     wait_for_the_queue(run)
     log = (run / "log.txt").read_text()
     assert f"[2/2] {CELL.format(1)}" in log and "queue done" in log, log[-3000:]
+    # It ran a copy of the code taken at start (its shipped data subset says where from), so an
+    # edit of the checkout under a running queue reaches neither it nor its results.
+    assert f"from {run / 'code' / 'kdbench' / 'data' / 'smoke'}" in log and (run / "code" / "suites" / "smoke.yaml").exists(), log[:2000]
     # Teachers and checkpoints go to the run folder, not the default cache: a restarted queue resumes from them.
     assert any((run / "cache" / "teachers").iterdir()) and not (tmp_path / "unused-cache").exists()
 

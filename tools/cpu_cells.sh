@@ -25,11 +25,13 @@
 #                                    (tools/land_results.sh; then nox -s tables and commit)
 #
 # RUN defaults to /work/cpu-run. Keep test runs off the CPU while it trains: on 2 cores a second
-# process slows training 2-3x, and the time shows in the result's epoch seconds. A change to the
-# training code (kdbench.fingerprint.CODE_FILES) re-keys the teachers and checkpoints: the
-# queue then starts again from scratch.
+# process slows training 2-3x, and the time shows in the result's epoch seconds. The queue runs
+# the code and suites as they were at `start` (a copy in $RUN/code); after a change to the
+# training code (kdbench.fingerprint.CODE_FILES) the next start re-keys the teachers and
+# checkpoints, and starts again from scratch (unless tools/verify_code_change.py linked it).
 set -euo pipefail
 RUN="${RUN:-/work/cpu-run}"
+mkdir -p "$RUN" && RUN=$(cd "$RUN" && pwd)  # absolute: the queue runs from $RUN/code
 # suite  cell-id glob  [more kdbench run arguments]; cheapest useful first: the first full-scale
 # cell of a suite, then the cell that gives its KD gain, then seeds for a golden file, then more
 # students of a teacher that is cached by then. Everything down to S4's seeds is committed
@@ -97,10 +99,17 @@ case "${1:-}" in
       done
     fi
     lines=$(printf '%s\n' "${QUEUE[@]}")
+    # The queue runs a copy of the kdbench package and the suites taken now, from $RUN/code: an
+    # edit of the checkout during its hours neither changes what it trains nor breaks it half-way
+    # (2026-11-29: a run that had imported one module before an edit and the next after it
+    # failed at its end on the mismatch).
+    pkg=$(python3 -c "import os, kdbench; print(os.path.dirname(kdbench.__file__))")
+    rm -rf "$RUN/code" && mkdir -p "$RUN/code" && cp -r "$pkg" "$RUN/code/kdbench" && cp -r suites "$RUN/code/suites"
     # setsid: its own session and process group, so that what ends the shell that started it
     # (a closed terminal, the end of an agent's session) does not reach it. setsid execs in
     # place here (a background job is no group leader), so $! stays the queue's pid.
     nohup setsid bash -c '
+      cd "$1/code"
       # On a CPU without fast bf16 kernels (kdbench/cpu_bf16.py: 20-50x slower than fp32) a
       # line with bf16 cells would hold the queue for many hours: skipped unless CPU_SLOW_BF16=1.
       slow_bf16=$(python3 -c "from kdbench.cpu_bf16 import fast_bf16; print(fast_bf16() is False)")
