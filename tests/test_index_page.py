@@ -40,7 +40,7 @@ def test_index_counts_each_suites_cells_per_device_class(tmp_path, capsys):
     assert smoke[4] == f"[{len(pinned)}/{len(pinned)}](smoke-cpu.md) (1 stale, +1 at other seeds)"
     assert smoke[5] == "cpu"  # golden/smoke/cpu.json
     assert smoke[6] == "none published"
-    assert row(page, "canonical-cifar")[6] == "12 on cifar100: not comparable (the suite runs other data)"
+    assert row(page, "canonical-cifar")[6] == "16 on cifar100: not comparable (the suite runs other data)"  # CRD/DKD table 12, DKD 4
     assert row(page, "s1-eurosat")[6] == "2 on eurosat: the suite's data"
     assert row(page, "s1-eurosat")[4] == "—"
 
