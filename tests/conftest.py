@@ -95,6 +95,16 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["kdbench"] = {k: env.get(k) for k in ("torch", "cuda", "cudnn", "gpu", "driver", "gpu_capability", "torch_threads", "git_revision")}
 
 
+def smoke_subset(results_dir: Path, per_class: int):
+    """The smoke suite cut to ``per_class`` images a class, and its data prepared as a run
+    would (kdbench.prepare.Prepared): (suite, prepared), for tests that call fit() directly."""
+    from kdbench.runner import Runner, RunOptions
+    from kdbench.suite import load_suite
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml", (f"split.max_per_class={per_class}",))
+    return suite, Runner(suite, RunOptions(results_dir=results_dir, log=lambda m: None)).prepare("fmnist-smoke")
+
+
 def md_cells(line: str) -> list[str]:
     """The stripped cells of one Markdown table row ("| a | b |" -> ["a", "b"])."""
     return [c.strip() for c in line.strip().strip("|").split("|")]

@@ -16,7 +16,7 @@ from kdbench.runner import Runner, RunOptions
 from kdbench.suite import OptimizerSpec, SchedulerSpec, load_suite
 from kdbench.train import fit
 
-from .conftest import REPO
+from .conftest import REPO, smoke_subset
 
 CPU = torch.device("cpu")
 
@@ -40,8 +40,7 @@ def crash_at(line_start: str):
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    suite = load_suite(REPO / "suites" / "smoke.yaml", ("split.max_per_class=30",))
-    return suite, Runner(suite, RunOptions(results_dir=tmp_path_factory.mktemp("r"), log=lambda m: None)).prepare("fmnist-smoke")
+    return smoke_subset(tmp_path_factory.mktemp("r"), 30)
 
 
 def dropout_net() -> nn.Module:

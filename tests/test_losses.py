@@ -210,14 +210,11 @@ def test_a_dkd_training_ramps_its_term_in(tmp_path):
     from kdbench.determinism import configure_determinism
     from kdbench.io import tensors_sha256
     from kdbench.models import build_model
-    from kdbench.runner import Runner, RunOptions
-    from kdbench.suite import load_suite
     from kdbench.train import fit
 
-    from .conftest import REPO
+    from .conftest import smoke_subset
 
-    suite = load_suite(REPO / "suites" / "smoke.yaml", ("split.max_per_class=16",))
-    p = Runner(suite, RunOptions(results_dir=tmp_path, log=lambda m: None)).prepare("fmnist-smoke")
+    suite, p = smoke_subset(tmp_path, 16)
     cpu = torch.device("cpu")
     recipe = dataclasses.replace(suite.spec.student, epochs=1)
     configure_determinism(1)

@@ -21,16 +21,14 @@ from kdbench.runner import Runner, RunOptions
 from kdbench.suite import load_suite
 from kdbench.train import fit
 
-from .conftest import REPO
+from .conftest import REPO, smoke_subset
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
 def smoke_data(tmp_path_factory):
-    suite = load_suite(REPO / "suites" / "smoke.yaml", ("split.max_per_class=16",))
-    runner = Runner(suite, RunOptions(results_dir=tmp_path_factory.mktemp("r"), log=lambda m: None))
-    return suite, runner.prepare("fmnist-smoke")
+    return smoke_subset(tmp_path_factory.mktemp("r"), 16)
 
 
 def training_steps(model: torch.nn.Module, batches: list[torch.Tensor]) -> None:

@@ -10,18 +10,15 @@ from kdbench import precision as prec
 from kdbench.determinism import configure_determinism
 from kdbench.io import tensors_sha256
 from kdbench.models import build_model
-from kdbench.runner import Runner, RunOptions
 from kdbench.suite import load_suite
 from kdbench.train import fit, predict
 
-from .conftest import REPO
+from .conftest import REPO, smoke_subset
 
 
 @pytest.fixture(scope="module")
 def smoke_data(tmp_path_factory):
-    suite = load_suite(REPO / "suites" / "smoke.yaml", ("split.max_per_class=40",))
-    runner = Runner(suite, RunOptions(results_dir=tmp_path_factory.mktemp("r"), log=lambda m: None))
-    return suite, runner.prepare("fmnist-smoke")
+    return smoke_subset(tmp_path_factory.mktemp("r"), 40)
 
 
 def train_once(suite, p, **options):
