@@ -397,6 +397,8 @@ def parse_suite(text: str, source: str, overrides: tuple[str, ...] = ()) -> Suit
     data = unshared(data)
     for o in overrides:
         apply_override(data, o, source)
+        key = o.split("=", 1)[0].strip()
+        refuse_kd_a_pair_keeps(data, key, source, f"--set {key}")
     spec = build(SuiteSpec, with_pair_kd_in_full(data), source)
     validate(spec, source)
     return Suite(spec, source, sweep_variants(spec, data, source))
@@ -405,12 +407,31 @@ def parse_suite(text: str, source: str, overrides: tuple[str, ...] = ()) -> Suit
 def with_pair_kd_in_full(data: dict) -> dict:
     """Raw suite data whose ``kd_by_pair`` entries hold the suite's ``kd`` with their own
     fields over it, so that each is built and checked as a whole KDSpec, and an override or
-    a sweep of ``kd.*`` reaches the pairs too (where a pair does not set that field itself)."""
+    a sweep of ``kd.*`` reaches the pairs too (one of a field a pair sets itself is refused:
+    ``refuse_kd_a_pair_keeps``)."""
     entries, base = data.get("kd_by_pair"), data.get("kd") or {}
     if not isinstance(entries, list) or not isinstance(base, dict):
         return data  # the builder says what is wrong with them
     full = [dict(e, kd={**base, **e["kd"]}) if isinstance(e, dict) and isinstance(e.get("kd"), dict) else e for e in entries]
     return dict(data, kd_by_pair=full)
+
+
+def refuse_kd_a_pair_keeps(data: dict, key: str, source: str, where: str) -> None:
+    """An override or sweep of ``kd.<field>`` where a ``kd_by_pair`` entry sets that field
+    itself is an error: the pair's own value wins, so the change would reach only the other
+    pairs (``--set kd.dkd_beta=5`` on canonical-cifar would move one pair of four), or a sweep
+    would repeat one setting under every label. ``--set kd_by_pair=[]`` before it drops the
+    pairs' own values."""
+    parts = key.split(".")
+    entries = data.get("kd_by_pair")
+    if parts[0] != "kd" or not isinstance(entries, list):
+        return
+    fields = {parts[1]} if len(parts) > 1 else set(data.get("kd") or {}) if isinstance(data.get("kd"), dict) else set()
+    kept = [f"{e.get('teacher')} → {e.get('student')} ({', '.join(sorted(fields & set(e['kd'])))})"
+            for e in entries if isinstance(e, dict) and isinstance(e.get("kd"), dict) and fields & set(e["kd"])]
+    if kept:
+        raise SuiteError(source, where, f"kd_by_pair sets this for {'; '.join(kept)}, and a pair's own value wins, so it would reach "
+                         "only the other pairs; to give every pair the same value, --set kd_by_pair=[] first (or edit those entries)")
 
 
 def unshared(x: Any) -> Any:
@@ -436,6 +457,7 @@ def sweep_variants(spec: SuiteSpec, data: dict, source: str) -> tuple[tuple[str,
     labels = [f"{sw.field}={v}" for v in sw.values]
     if len(set(labels)) != len(labels):
         raise SuiteError(source, "sweep.values", f"duplicate values in {list(sw.values)}")
+    refuse_kd_a_pair_keeps(data, sw.field, source, "sweep.field")
     out = []
     for i, (label, value) in enumerate(zip(labels, sw.values, strict=True)):
         variant = copy.deepcopy(data)

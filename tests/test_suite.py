@@ -144,8 +144,9 @@ def test_overrides_and_sweeps_of_an_aliased_recipe_change_only_that_recipe():
 
 def test_kd_by_pair_gives_one_pair_its_own_kd_settings():
     """canonical-cifar sets DKD's beta per pair as DKD's own CIFAR configs do; the pairs take
-    the rest of the suite's kd, and an override of kd.* reaches them where they do not set
-    that field themselves."""
+    the rest of the suite's kd, and an override of kd.* reaches them; one of a field some pair
+    sets itself would reach only the others, so it is refused unless kd_by_pair is emptied
+    first."""
     suite = load_suite(REPO / "suites" / "canonical-cifar.yaml")
     cells = {c.id: c for c in suite.cells()}
 
@@ -155,9 +156,16 @@ def test_kd_by_pair_gives_one_pair_its_own_kd_settings():
     assert (kd_of(suite, "resnet56__resnet20").dkd_beta, kd_of(suite, "wrn_40_2__wrn_16_2").dkd_beta) == (2.0, 6.0)
     assert kd_of(suite, "resnet32x4__resnet8x4") == suite.spec.kd, "no entry: the suite's kd"
     assert kd_of(suite, "resnet56__resnet20").dkd_warmup_epochs == suite.spec.kd.dkd_warmup_epochs == 20
-    changed = load_suite(REPO / "suites" / "canonical-cifar.yaml", ("kd.temperature=2.0", "kd.dkd_beta=5.0"))
+    changed = load_suite(REPO / "suites" / "canonical-cifar.yaml", ("kd.temperature=2.0",))
     assert (kd_of(changed, "resnet56__resnet20").temperature, kd_of(changed, "resnet56__resnet20").dkd_beta) == (2.0, 2.0)
-    assert kd_of(changed, "resnet32x4__resnet8x4").dkd_beta == 5.0
+    for where, overrides in [("--set kd.dkd_beta", ("kd.dkd_beta=5.0",)), ("sweep.field", ("sweep={field: kd.dkd_beta, values: [1, 5]}",))]:
+        with pytest.raises(SuiteError) as e:
+            load_suite(REPO / "suites" / "canonical-cifar.yaml", overrides)
+        assert e.value.path == where and "resnet56 → resnet20 (dkd_beta)" in str(e.value) and "kd_by_pair=[] first" in str(e.value)
+    every = load_suite(REPO / "suites" / "canonical-cifar.yaml", ("kd_by_pair=[]", "kd.dkd_beta=5.0"))
+    assert {kd_of(every, p).dkd_beta for p in ("resnet56__resnet20", "wrn_40_2__wrn_16_2", "resnet32x4__resnet8x4")} == {5.0}
+    swept = load_suite(REPO / "suites" / "canonical-cifar.yaml", ("sweep={field: kd.dkd_alpha, values: [1, 2]}",))
+    assert [(v.kd.dkd_alpha, {p.kd.dkd_alpha for p in v.kd_by_pair}) for _, v in swept.variants] == [(1.0, {1.0}), (2.0, {2.0})]
 
 
 def test_a_distilled_cells_key_holds_only_the_kd_settings_its_method_reads():
