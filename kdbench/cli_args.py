@@ -20,7 +20,7 @@ def suite_args(p: argparse.ArgumentParser) -> None:
 
 
 def suite_overrides(args) -> tuple[str, ...]:
-    from .suite import QUICK_OVERRIDES, TINY_OVERRIDES
+    from .suite_overrides import QUICK_OVERRIDES, TINY_OVERRIDES
 
     sweep = ()
     if args.sweep:

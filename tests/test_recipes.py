@@ -100,7 +100,8 @@ def test_suite_error_type_for_unknown_sampling():
 
 
 def test_quick_profile_applies_to_every_suite():
-    from kdbench.suite import QUICK_OVERRIDES, load_suite
+    from kdbench.suite import load_suite
+    from kdbench.suite_overrides import QUICK_OVERRIDES
 
     from .conftest import REPO
 
