@@ -49,6 +49,14 @@ TINY_OVERRIDES = (
 )
 
 
+def _own_kd(entry: Any) -> dict | None:
+    """The ``kd`` mapping a ``kd_by_pair`` entry sets for its pair, or None where the entry is
+    malformed (the builder says how)."""
+    if isinstance(entry, dict) and isinstance(entry.get("kd"), dict):
+        return entry["kd"]
+    return None
+
+
 def with_pair_kd_in_full(data: dict) -> dict:
     """Raw suite data whose ``kd_by_pair`` entries hold the suite's ``kd`` with their own
     fields over it, so that each is built and checked as a whole KDSpec, and an override or
@@ -57,7 +65,7 @@ def with_pair_kd_in_full(data: dict) -> dict:
     entries, base = data.get("kd_by_pair"), data.get("kd") or {}
     if not isinstance(entries, list) or not isinstance(base, dict):
         return data  # the builder says what is wrong with them
-    full = [dict(e, kd={**base, **e["kd"]}) if isinstance(e, dict) and isinstance(e.get("kd"), dict) else e for e in entries]
+    full = [e if _own_kd(e) is None else dict(e, kd={**base, **_own_kd(e)}) for e in entries]
     return dict(data, kd_by_pair=full)
 
 
@@ -71,9 +79,12 @@ def refuse_kd_a_pair_keeps(data: dict, key: str, source: str, where: str) -> Non
     entries = data.get("kd_by_pair")
     if parts[0] != "kd" or not isinstance(entries, list):
         return
-    fields = {parts[1]} if len(parts) > 1 else set(data.get("kd") or {}) if isinstance(data.get("kd"), dict) else set()
-    kept = [f"{e.get('teacher')} → {e.get('student')} ({', '.join(sorted(fields & set(e['kd'])))})"
-            for e in entries if isinstance(e, dict) and isinstance(e.get("kd"), dict) and fields & set(e["kd"])]
+    if len(parts) > 1:
+        fields = {parts[1]}  # kd.<field>
+    else:  # the whole mapping, --set kd={...}: the fields it gives
+        fields = set(data["kd"]) if isinstance(data.get("kd"), dict) else set()
+    kept = [f"{e.get('teacher')} → {e.get('student')} ({', '.join(sorted(fields & set(own)))})"
+            for e in entries if (own := _own_kd(e)) is not None and fields & set(own)]
     if kept:
         raise SuiteError(source, where, f"kd_by_pair sets this for {'; '.join(kept)}, and a pair's own value wins, so it would reach "
                          "only the other pairs; to give every pair the same value, --set kd_by_pair=[] first (or edit those entries)")
