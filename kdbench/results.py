@@ -21,12 +21,15 @@ def duration_text(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
 
 
-def progress_text(elapsed: float, done: int, total: int) -> str:
-    """Elapsed time and a rough estimate of what is left at the mean pace so far (teachers
-    are trained by the first cell that needs them, so early cells run slower than later ones
-    and the estimate errs long)."""
-    left = elapsed / done * (total - done)
-    return f"{duration_text(elapsed)} elapsed, about {duration_text(left)} left at this pace"
+def progress_text(elapsed: float, done: int, total: int, left: float | None = None, trainings: int = 0) -> str:
+    """Elapsed time and what is left: ``left`` seconds for ``trainings`` trainings where the
+    runner could time them (``Runner.time_left``: each at its stage's epoch pace), else the mean
+    pace per cell so far (which errs long: teachers are trained by the first cell that needs
+    them, so early cells run slower than later ones)."""
+    if left is None:
+        return f"{duration_text(elapsed)} elapsed, about {duration_text(elapsed / done * (total - done))} left at this pace"
+    what = f"{trainings} training{'s' if trainings != 1 else ''}"
+    return f"{duration_text(elapsed)} elapsed, about {duration_text(left)} left ({what} at the epoch pace seen so far, and the cells' evaluation)"
 
 
 # An end-of-epoch line as train.py writes it. Its format is read here rather than changed
@@ -43,6 +46,7 @@ class StagePace:
     def __init__(self, log):
         self.log = log
         self._stage: dict[str, tuple[int, list[float]]] = {}  # stage -> (last epoch seen, epoch seconds)
+        self.epochs_total_s = 0.0  # every epoch seen, all trainings: the rest of a run's time is not training
 
     def __call__(self, line: str) -> None:
         m = _EPOCH_LINE.match(line)
@@ -52,10 +56,15 @@ class StagePace:
             if last != epoch - 1:  # a new training under a name seen before (another cell), or a resume
                 seconds = []
             seconds.append(float(m["seconds"]))
+            self.epochs_total_s += seconds[-1]
             self._stage[m["stage"]] = (epoch, seconds)
             if epoch < epochs:
                 line += f"  (at most {duration_text(median(seconds) * (epochs - epoch))} left)"
         self.log(line)
+
+    def epoch_seconds(self) -> dict[str, float]:
+        """stage → its median epoch in seconds, over the last training seen under that name."""
+        return {stage: median(seconds) for stage, (_, seconds) in self._stage.items() if seconds}
 
 
 def at_chance(result: dict) -> list[str]:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 
 import torch
 
@@ -267,8 +268,32 @@ class Runner:
                     self.log(f"  {res['status'].upper()}: {res['failure']['reason']}")
                 ran += 1
                 if ran < len(todo):
-                    self.log(f"  [{ran}/{len(todo)} run] {progress_text(time.perf_counter() - run_start, ran, len(todo))}")
+                    elapsed = time.perf_counter() - run_start
+                    rest = todo[todo.index(cell) + 1:]
+                    left, trainings = self.time_left(rest) or (None, 0)
+                    if left is not None:  # and each cell's time outside its trainings' epochs (evaluation, caches) as so far
+                        left += max(elapsed - self.fit_log.epochs_total_s, 0.0) / ran * len(rest)
+                    self.log(f"  [{ran}/{len(todo)} run] {progress_text(elapsed, ran, len(todo), left, trainings)}")
         return results
+
+    def time_left(self, cells: list[Cell]) -> tuple[float, int] | None:
+        """(seconds, trainings): the epochs of the trainings ``cells`` still need, at the pace this
+        run has seen. Each training once (a teacher its students share counts once, a cached one
+        not at all), at its stage's median epoch (as its epoch lines show); a stage not seen yet
+        (the first KD student, say) at the median of the stages seen. Every epoch of each: early
+        stopping or a checkpoint to resume from makes it shorter. None before any epoch."""
+        paces = self.fit_log.epoch_seconds()
+        if not paces:
+            return None
+        unseen = median(paces.values())
+        left, counted = 0.0, set()
+        for c in cells:
+            for key, stage, epochs in self.training_keys(c):
+                if key in counted or (not stage.startswith("student") and self.stages.has_model(key)):
+                    continue
+                counted.add(key)
+                left += epochs * paces.get(stage, unseen)
+        return left, len(counted)
 
     def log_stale(self, todo: list[Cell]) -> None:
         """Say why finished results run again (no surprise re-training after a code change)."""

@@ -23,6 +23,11 @@ class StageCache:
         self._models: dict[str, tuple[torch.nn.Module, dict]] = {}
         self._logits: dict[str, torch.Tensor] = {}
 
+    def has_model(self, key: str) -> bool:
+        """Whether the model keyed ``key`` is trained already (in memory, or a file in the cache;
+        one found damaged when read is trained again)."""
+        return key in self._models or (self.cache_dir / "teachers" / f"{key}.pt").is_file()
+
     def model(self, key: str, name: str, role: str, build: Callable[[], torch.nn.Module], train, epochs: int) -> tuple[torch.nn.Module, dict]:
         """The model keyed ``key`` from the cache when its file is intact, else ``build()`` and
         ``train(model)`` (a FitResult), then cached. Returned in eval mode with its record."""

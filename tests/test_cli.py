@@ -210,7 +210,34 @@ def test_progress_line_between_cells():
     from kdbench.results import duration_text, progress_text
 
     assert progress_text(120.0, 2, 5) == "2m00s elapsed, about 3m00s left at this pace"
+    assert progress_text(120.0, 2, 5, 1800.0, 3) == ("2m00s elapsed, about 30m00s left "
+                                                    "(3 trainings at the epoch pace seen so far, and the cells' evaluation)")
     assert duration_text(3725) == "1h02m" and duration_text(59.6) == "1m00s" and duration_text(7) == "7s"
+
+
+def test_the_line_between_cells_times_the_trainings_left(tmp_path, isolated_cache):
+    """What a run has left counts each training still to run once (the teacher its students
+    share; a cached one not at all), each at its own stage's epoch pace, a stage not seen yet at
+    the median of those seen: not the mean time per cell so far, which the first cell's
+    teacher inflated (canonical-cifar: "about 1h03m left" when 29 min were)."""
+    from kdbench.runner import Runner, RunOptions
+    from kdbench.suite import load_suite
+
+    suite = load_suite(REPO / "suites" / "smoke.yaml")
+    runner = Runner(suite, RunOptions(results_dir=tmp_path, cache_dir=isolated_cache, log=lambda line: None))
+    cells = suite.cells()  # cnn_medium → cnn_tiny, cnn_small, each alone and with KD: 6 epochs a training
+    assert len(cells) == 4 and runner.time_left(cells) is None, "no epoch seen: no pace"
+    line = "    {} epoch {}/6  loss 0.5000  val_top1 0.8000  lr 0.05  {}s"
+    for epoch in (1, 2, 3):
+        runner.fit_log(line.format("teacher cnn_medium", epoch, "10.0"))
+        runner.fit_log(line.format("student cnn_tiny [none]", epoch, "2.0"))
+    # The teacher once (6 × 10 s), cnn_tiny alone (6 × 2 s), three students not seen (6 × 6 s each).
+    assert runner.time_left(cells) == (60 + 12 + 3 * 36, 5)
+    teacher_key = runner.training_keys(cells[0])[0][0]
+    (isolated_cache / "teachers").mkdir(parents=True, exist_ok=True)
+    (isolated_cache / "teachers" / f"{teacher_key}.pt").write_bytes(b"")
+    assert runner.time_left(cells) == (12 + 3 * 36, 4), "a cached teacher is not trained again"
+    assert runner.time_left(cells[2:]) == (2 * 36, 2)
 
 
 def test_epoch_lines_say_how_long_their_training_has_left():
@@ -227,6 +254,7 @@ def test_epoch_lines_say_how_long_their_training_has_left():
     assert [o.rsplit("  ", 1)[-1] for o in out] == [
         "(at most 30s left)", "(at most 40s left)", "(at most 12s left)", "99.0s",
         "(at most 2m30s left)", "(at most 15s left)", "410 img/s"]
+    assert pace.epochs_total_s == 10 + 30 + 12 + 99 + 50 + 5 and pace.epoch_seconds() == {"teacher vgg16": 5.0}
 
 
 def test_list_with_results_shows_where_each_cell_stands(tmp_path, capsys):
