@@ -8,9 +8,8 @@ from collections import Counter
 from tabulate import tabulate
 
 from .determinism import hardware
-from .errors import GoldenMismatch
-from .golden import compare
-from .results import at_chance
+from .report_notes import across_hardware_note, at_chance_note, stale_note, weaker_teacher_note
+from .report_rows import ACROSS_MARK, result_rows
 
 # Opens the page of a suite with no finished cell on its device class (cli: never overwrite a
 # page of results with one).
@@ -21,54 +20,6 @@ def _fmt(v: float | None, pct: bool = True) -> str:
     if v is None:
         return "—"
     return f"{100 * v:.2f}" if pct else f"{v:,}"
-
-
-def first_metric(result: dict, prefix: str) -> float | None:
-    """The result's metric whose name starts with ``prefix`` (names end in their statistic)."""
-    return next((v for k, v in result["metrics"].items() if k.startswith(prefix)), None)
-
-
-def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
-    by_id = {r["cell_id"]: r for r in results.values()}
-    rows = []
-    for cid, r in sorted(by_id.items()):
-        c = r["cell"]
-        teacher = " → ".join([c["teacher"], *c.get("assistants", [])])
-        row = {"cell": cid, "variant": c.get("variant", ""), "dataset": c["dataset"], "teacher": teacher, "student": c["student"], "method": c["method"],
-               "precision": c["precision"], "seed": c["seed"], "status": r["status"]}
-        if r["status"] != "ok":
-            row["note"] = r["failure"]["reason"]
-            rows.append(row)
-            continue
-        top1_key = next(k for k in r["metrics"] if k.startswith("test_top1_"))
-        row.update(top1=r["metrics"][top1_key], top1_key=top1_key,
-                   f1=first_metric(r, "test_f1_macro_"), agreement=first_metric(r, "test_agreement_"),
-                   teacher_top1=first_metric(r, "teacher_test_top1_"),
-                   params_student=r["params"]["student"], params_teacher=r["params"]["teacher"],
-                   fp8_sim=(r.get("fp8_eval") or {}).get("test_top1"), hardware=hardware(r.get("environment", {})),
-                   assistants_top1=[s.get("test_top1") for s in (r.get("teacher") or {}).get("chain", [])])
-        g = (golden or {}).get("cells", {}).get(cid)
-        if g and top1_key in g["metrics"]:
-            gm = g["metrics"][top1_key]
-            row["band"] = f"{100 * gm['value']:.2f} ± {100 * gm['tolerance']:.2f}"
-            try:
-                row["in_band"] = "yes" if not compare(r, g) else "NO"
-            except GoldenMismatch:
-                row["in_band"] = "data changed"
-        if c["method"] != "none":
-            alone = next((o for o in by_id.values() if o["cell"]["method"] == "none" and all(
-                o["cell"].get(k) == c.get(k) for k in ("dataset", "teacher", "student", "precision", "seed", "variant"))), None)
-            if alone and alone["status"] == "ok":
-                row["gain"] = row["top1"] - alone["metrics"][top1_key]
-                alone_on = hardware(alone.get("environment", {}))
-                if alone_on != row["hardware"]:
-                    row["alone"] = {"hardware": alone_on, "teacher_top1": first_metric(alone, "teacher_test_top1_")}
-        rows.append(row)
-    return rows
-
-
-# Marks a KD gain whose two cells (distilled, alone) ran on different hardware.
-ACROSS_MARK = " †"
 
 
 def markdown_table(results: dict[str, dict], golden: dict | None) -> str:
@@ -209,64 +160,6 @@ def seeds_table(results: dict[str, dict]) -> str | None:
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def at_chance_note(results: dict[str, dict]) -> str | None:
-    """One paragraph naming the finished cells whose teacher or student learned nothing (test
-    top-1 no better than always answering the most common test class): their KD gains and
-    golden values describe a failed training, not the recipe."""
-    found = {cid: chance for cid, r in sorted(results.items()) for chance in at_chance(r)}
-    if not found:
-        return None
-    return (f"**Learned nothing** in {len(found)} finished cell(s), a training that failed without a non-finite loss "
-            "(see each cell's history.csv for where): " + "; ".join(f"`{cid}`: {text}" for cid, text in found.items()) + ".")
-
-
-def weaker_teacher_note(results: dict[str, dict]) -> str | None:
-    """One paragraph naming the distilled cells (kd, dkd) whose teacher scores below the same
-    student trained alone (same seed): there KD pulls the student toward the teacher's errors,
-    and a negative KD gain says more about the teacher than about the method."""
-    rows = [r for r in result_rows(results, None) if r["status"] == "ok" and r["method"] in ("kd", "dkd")
-            and "gain" in r and r.get("teacher_top1") is not None]
-    weaker = [r for r in rows if r["teacher_top1"] < r["top1"] - r["gain"]]
-    if not weaker:
-        return None
-    groups: dict[tuple, list[dict]] = {}
-    for r in weaker:
-        groups.setdefault((r["dataset"], r["teacher"], r["student"], r["method"], r["precision"], r["variant"]), []).append(r)
-    parts = []
-    for (dataset, teacher, student, method, precision, variant), rs in sorted(groups.items()):
-        columns = zip(*((r["teacher_top1"], r["top1"] - r["gain"], r["gain"]) for r in rs), strict=True)
-        teacher_top1, alone, gain = (100 * sum(c) / len(rs) for c in columns)
-        seeds = ", ".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"]))
-        parts.append(f"{student} [{method}] from {teacher} on {dataset}, {precision}{', ' + variant if variant else ''} "
-                     f"(seed{'s' if len(rs) > 1 else ''} {seeds}{', means' if len(rs) > 1 else ''}): teacher {teacher_top1:.2f} %, "
-                     f"student alone {alone:.2f} %, KD gain {gain:+.2f} pp")
-    return (f"**Teacher below the student alone** in {len(weaker)} of {len(rows)} distilled cells (test top-1): distillation pulls "
-            "such a student toward the teacher's errors, so a negative KD gain there speaks of the teacher more than of the method. "
-            + "; ".join(parts) + ".")
-
-
-def across_hardware_note(results: dict[str, dict]) -> str | None:
-    """One paragraph naming the KD gains (marked †) whose distilled cell and student-alone cell
-    ran on different hardware. The same code, seed and configuration train other weights on other
-    CPU kernels or GPUs (their shared teacher, one cache key, can score differently on each), so
-    such a gain mixes the machine with the method."""
-    rows = [r for r in result_rows(results, None) if r["status"] == "ok" and "gain" in r]
-    across = [r for r in rows if "alone" in r]
-    if not across:
-        return None
-
-    def teacher(top1: float | None) -> str:
-        return f", teacher {100 * top1:.2f} %" if top1 is not None else ""
-
-    parts = [f"{r['student']} [{r['method']}] from {r['teacher']} on {r['dataset']}, {r['precision']}, seed {r['seed']}"
-             f"{', ' + r['variant'] if r['variant'] else ''}: alone on {r['alone']['hardware']}{teacher(r['alone']['teacher_top1'])}; "
-             f"distilled on {r['hardware']}{teacher(r['teacher_top1'])}" for r in across]
-    return (f"{ACROSS_MARK.strip()} **KD gain across machines** in {len(across)} of {len(rows)} pairs: the distilled student and the "
-            "student alone ran on different hardware, where the same code, seed and configuration train different weights (the "
-            "teacher too, though its cache key is the same), so such a gain mixes the machine with the method; run both on one "
-            "machine to compare like with like. " + "; ".join(parts) + ".")
-
-
 def environment_line(results: dict[str, dict]) -> str:
     """The software of the first result, every machine the results ran on (with its count of
     cells where there are several), and every data set they read."""
@@ -341,18 +234,6 @@ def training_table(results: dict[str, dict]) -> str | None:
     headers = [*(["dataset"] if several else []), "student", "method", "precision", "seed", *(["sweep"] if swept else []), "params", "MFLOPs / image",
                "epoch kept / run", "stopped early", "train s", "s / epoch (median)", "test images / s", "latency ms (batch 1)"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
-
-
-def stale_note(stale: dict[str, list[str]], total: int) -> str:
-    """One paragraph: how many results predate the suite file or training code now, and what changed."""
-    parts: dict[str, int] = {}
-    for changed in stale.values():
-        for p in changed:
-            parts[p] = parts.get(p, 0) + 1
-    what = ", ".join(f"{p} ({n})" for p, n in sorted(parts.items()))
-    return (f"**{len(stale)} of these {total} results were made with other settings or training code than the suite and code "
-            f"now** (changed: {what}); a re-run would redo them, and `kdbench list SUITE --results FOLDER` names them. "
-            "Their figures are what that code measured.")
 
 
 def other_devices_section(device_class: str, results: dict[str, dict], elsewhere: dict[str, dict[str, dict]], golden: dict | None) -> list[str]:

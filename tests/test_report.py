@@ -402,7 +402,7 @@ def test_cells_whose_teacher_scores_below_the_student_alone_are_named():
     smoke teacher is above its students: nothing is said."""
     import json
 
-    from kdbench.report import weaker_teacher_note
+    from kdbench.report_notes import weaker_teacher_note
 
     from .conftest import REPO, SMOKE_RESULTS
 
@@ -580,7 +580,9 @@ def test_kd_gains_across_machines_are_marked_and_named():
     import copy
 
     from kdbench.determinism import hardware
-    from kdbench.report import ACROSS_MARK, across_hardware_note, environment_line, markdown_table, seeds_table
+    from kdbench.report import environment_line, markdown_table, seeds_table
+    from kdbench.report_notes import across_hardware_note
+    from kdbench.report_rows import ACROSS_MARK
 
     from .conftest import REPO, SMOKE_RESULTS
 
@@ -639,7 +641,7 @@ def test_a_training_that_learned_nothing_is_named():
     """DKD without its ramp collapsed resnet20 to one answer (val 10 % from epoch 2, loss finite,
     so no TrainingFault): a result whose model is no better than always answering the most common
     test class is named in the run's log and on the page."""
-    from kdbench.report import at_chance_note
+    from kdbench.report_notes import at_chance_note
     from kdbench.results import at_chance
 
     from .conftest import SMOKE_RESULTS
