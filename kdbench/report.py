@@ -124,6 +124,15 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return m, sd
 
 
+def bound_text(pp: float) -> str:
+    """A confidence bound in pp: two decimals, more where two would read +0.00 and hide on
+    which side of 0 it lies (the table's verdict turns on that side)."""
+    digits = 2
+    while pp != 0 and round(pp, digits) == 0 and digits < 6:
+        digits += 1
+    return f"{pp:+.{digits}f}"
+
+
 def seeds_table(results: dict[str, dict]) -> str | None:
     """Each cell over its seeds (only cells run with ≥ 2): test top-1 mean ± sd and range, and
     the KD gain paired by seed with its 95 % confidence interval — whether distillation moved
@@ -145,7 +154,7 @@ def seeds_table(results: dict[str, dict]) -> str | None:
             half = t95(len(gains) - 1) * gsd / len(gains) ** 0.5
             across = sum("alone" in r for r in by_seed.values())
             gain_s = f"{gm:+.2f} ± {gsd:.2f} (n={len(gains)}{f', {across}{ACROSS_MARK.strip()} across machines' if across else ''})"
-            ci = f"[{gm - half:+.2f}, {gm + half:+.2f}]"
+            ci = f"[{bound_text(gm - half)}, {bound_text(gm + half)}]"
             verdict = "yes" if gm - half > 0 or gm + half < 0 else "no"
         else:
             gain_s, ci, verdict = "—", "—", "—"

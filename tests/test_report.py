@@ -467,6 +467,10 @@ def test_seeds_table_says_yes_only_when_the_gain_clears_the_spread():
 
     clear = seeds_table(cells([0.020, 0.022, 0.018]))
     assert next(x for x in clear.splitlines() if "| kd " in x).rstrip(" |").endswith("yes")
+    # canonical-cifar's DKD gains on the subset, seeds 0-4 (pp): the interval's lower end is
+    # +0.005, which two decimals would show as +0.00 beside a "yes"
+    barely = next(x for x in seeds_table(cells([0.012, 0.010, 0.012, 0.0, 0.002])).splitlines() if "| kd " in x)
+    assert "[+0.005, +1.44]" in barely and barely.rstrip(" |").endswith("yes")
     noisy = seeds_table(cells([0.02, -0.03, 0.015]))
     assert next(x for x in noisy.splitlines() if "| kd " in x).rstrip(" |").endswith("no")
     assert seeds_table({"a": _fake("a", "fp32", "kd", 0.7)}) is None  # one seed: nothing to summarise
