@@ -270,18 +270,18 @@ class Runner:
                 if ran < len(todo):
                     elapsed = time.perf_counter() - run_start
                     rest = todo[todo.index(cell) + 1:]
-                    left, trainings = self.time_left(rest) or (None, 0)
-                    if left is not None:  # and each cell's time outside its trainings' epochs (evaluation, caches) as so far
-                        left += max(elapsed - self.fit_log.epochs_total_s, 0.0) / ran * len(rest)
+                    left, trainings = self.time_left(rest, elapsed, ran) or (None, 0)
                     self.log(f"  [{ran}/{len(todo)} run] {progress_text(elapsed, ran, len(todo), left, trainings)}")
         return results
 
-    def time_left(self, cells: list[Cell]) -> tuple[float, int] | None:
+    def time_left(self, cells: list[Cell], elapsed: float = 0.0, ran: int = 0) -> tuple[float, int] | None:
         """(seconds, trainings): the epochs of the trainings ``cells`` still need, at the pace this
         run has seen. Each training once (a teacher its students share counts once, a cached one
         not at all), at its stage's median epoch (as its epoch lines show); a stage not seen yet
         (the first KD student, say) at the median of the stages seen. Every epoch of each: early
-        stopping or a checkpoint to resume from makes it shorter. None before any epoch."""
+        stopping makes it shorter. Given the run's ``elapsed`` seconds over the ``ran`` cells so
+        far, each of ``cells`` also adds the mean time a cell spent outside its epochs
+        (evaluation, decoding, caches). None before any epoch."""
         paces = self.fit_log.epoch_seconds()
         if not paces:
             return None
@@ -293,6 +293,8 @@ class Runner:
                     continue
                 counted.add(key)
                 left += epochs * paces.get(stage, unseen)
+        if ran:
+            left += max(elapsed - self.fit_log.epochs_total_s, 0.0) / ran * len(cells)
         return left, len(counted)
 
     def log_stale(self, todo: list[Cell]) -> None:

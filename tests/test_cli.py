@@ -238,6 +238,8 @@ def test_the_line_between_cells_times_the_trainings_left(tmp_path, isolated_cach
     (isolated_cache / "teachers" / f"{teacher_key}.pt").write_bytes(b"")
     assert runner.time_left(cells) == (12 + 3 * 36, 4), "a cached teacher is not trained again"
     assert runner.time_left(cells[2:]) == (2 * 36, 2)
+    # 3 epochs each of two trainings seen (36 s); 2 cells ran in 100 s: 32 s a cell outside epochs.
+    assert runner.time_left(cells[2:], elapsed=100.0, ran=2) == (2 * 36 + 2 * 32, 2), "and each cell's evaluation"
 
 
 def test_epoch_lines_say_how_long_their_training_has_left():
