@@ -124,6 +124,17 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return m, sd
 
 
+def seeds_to_resolve(mean: float, sd: float, most: int = 100) -> int | None:
+    """How many seeds a paired gain of this mean and sd needs before its 95 % interval excludes
+    0: the smallest n with t(n − 1) · sd / √n < |mean|; None past ``most`` (a gain this close
+    to 0 against its spread). A planning figure: mean and sd are themselves estimates from the
+    seeds run so far."""
+    for n in range(2, most + 1):
+        if t95(n - 1) * sd / n ** 0.5 < abs(mean):
+            return n
+    return None
+
+
 def bound_text(pp: float) -> str:
     """A confidence bound in pp: two decimals, more where two would read +0.00 and hide on
     which side of 0 it lies (the table's verdict turns on that side)."""
@@ -156,16 +167,19 @@ def seeds_table(results: dict[str, dict]) -> str | None:
             gain_s = f"{gm:+.2f} ± {gsd:.2f} (n={len(gains)}{f', {across}{ACROSS_MARK.strip()} across machines' if across else ''})"
             ci = f"[{bound_text(gm - half)}, {bound_text(gm + half)}]"
             verdict = "yes" if gm - half > 0 or gm + half < 0 else "no"
+            needed = seeds_to_resolve(gm, gsd)
+            needed_s = str(needed) if needed is not None else "over 100"
         else:
-            gain_s, ci, verdict = "—", "—", "—"
+            gain_s, ci, verdict, needed_s = "—", "—", "—", "—"
         dataset, teacher, student, method, precision, variant = key
         table.append([dataset, teacher, student, method, precision, *([variant] if any(k[5] for k in groups) else []),
-                      len(top1), f"{m:.2f} ± {sd:.2f}", f"{min(top1):.2f} – {max(top1):.2f}", gain_s, ci, verdict])
+                      len(top1), f"{m:.2f} ± {sd:.2f}", f"{min(top1):.2f} – {max(top1):.2f}", gain_s, ci, verdict, needed_s])
     if not table:
         return None
     swept = any(k[5] for k in groups)
     headers = ["dataset", "teacher", "student", "method", "precision", *(["sweep"] if swept else []), "seeds",
-               "test top-1 % mean ± sd", "min – max", "KD gain pp mean ± sd", "95 % CI of the gain", "gain beyond seed spread"]
+               "test top-1 % mean ± sd", "min – max", "KD gain pp mean ± sd", "95 % CI of the gain", "gain beyond seed spread",
+               "seeds for a clear gain at this mean ± sd"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -309,7 +323,9 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
         lines += ["## Across seeds", "",
                   "Cells run with several seeds: the spread of test top-1 from seed to seed, and the KD gain paired by "
                   "seed (distilled minus alone) with its 95 % confidence interval (Student's t); \"yes\" when the "
-                  "interval excludes 0, i.e. distillation moved accuracy by more than the seeds do.", "",
+                  "interval excludes 0, i.e. distillation moved accuracy by more than the seeds do. The last column: "
+                  "how many seeds a gain of this mean and sd would need for its interval to exclude 0 (a planning "
+                  "figure: the mean and sd are themselves measured on the seeds run so far).", "",
                   over_seeds, ""]
     by_precision = precision_table(results)
     if by_precision:

@@ -428,6 +428,11 @@ def test_cells_whose_teacher_scores_below_the_student_alone_are_named():
     assert smoke and weaker_teacher_note(smoke) is None
 
 
+def _columns(line: str) -> list[str]:
+    """A row of a github table, its cells stripped."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def test_seeds_table_on_the_committed_smoke_results():
     """The smoke results (5 seeds per cell, real runs) summarised over seeds; the figures are
     recomputed here independently with the statistics module."""
@@ -450,7 +455,10 @@ def test_seeds_table_on_the_committed_smoke_results():
         half = 2.776 * statistics.stdev(gains) / 5**0.5  # t(0.975, 4 df)
         line = next(x for x in table.splitlines() if f"| {student} " in x and "| kd " in x)
         assert f"[{statistics.mean(gains) - half:+.2f}, {statistics.mean(gains) + half:+.2f}]" in line
-        assert line.rstrip(" |").endswith("yes" if abs(statistics.mean(gains)) > half else "no")
+        verdict, needed = _columns(line)[-2:]
+        assert verdict == ("yes" if abs(statistics.mean(gains)) > half else "no")
+        # the seeds a clear gain needs: at most the 5 run where the interval already excludes 0, more where not
+        assert (int(needed) <= 5) if verdict == "yes" else (needed == "over 100" or int(needed) > 5)
 
 
 def test_seeds_table_says_yes_only_when_the_gain_clears_the_spread():
@@ -465,14 +473,17 @@ def test_seeds_table_says_yes_only_when_the_gain_clears_the_spread():
                 out[r["cell_id"]] = r
         return out
 
-    clear = seeds_table(cells([0.020, 0.022, 0.018]))
-    assert next(x for x in clear.splitlines() if "| kd " in x).rstrip(" |").endswith("yes")
+    def kd_row(gains):
+        return _columns(next(x for x in seeds_table(cells(gains)).splitlines() if "| kd " in x))
+
+    assert kd_row([0.020, 0.022, 0.018])[-2:] == ["yes", "2"]
     # canonical-cifar's DKD gains on the subset, seeds 0-4 (pp): the interval's lower end is
-    # +0.005, which two decimals would show as +0.00 beside a "yes"
-    barely = next(x for x in seeds_table(cells([0.012, 0.010, 0.012, 0.0, 0.002])).splitlines() if "| kd " in x)
-    assert "[+0.005, +1.44]" in barely and barely.rstrip(" |").endswith("yes")
-    noisy = seeds_table(cells([0.02, -0.03, 0.015]))
-    assert next(x for x in noisy.splitlines() if "| kd " in x).rstrip(" |").endswith("no")
+    # +0.005, which two decimals would show as +0.00 beside a "yes"; 5 seeds were just enough
+    barely = kd_row([0.012, 0.010, 0.012, 0.0, 0.002])
+    assert "[+0.005, +1.44]" in barely and barely[-2:] == ["yes", "5"]
+    # its KD gains: +1.12 ± 1.15 pp; t(6) · 1.154 / √7 = 1.07 < 1.12 (6 seeds: 1.21), so 7
+    assert kd_row([0.004, 0.012, 0.010, 0.030, 0.0])[-2:] == ["no", "7"]
+    assert kd_row([0.02, -0.03, 0.015])[-2:] == ["no", "over 100"]  # +0.17 ± 2.75 pp
     assert seeds_table({"a": _fake("a", "fp32", "kd", 0.7)}) is None  # one seed: nothing to summarise
 
 
