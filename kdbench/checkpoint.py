@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 
 from .io import atomic_write_bytes, read_checked_blob, state_dict_bytes, tensors_sha256
-from .suite import RecipeSpec, spec_hash
+from .suite import spec_hash
+from .suite_spec import RecipeSpec
 
 
 def _training_identity(stage: str, recipe: RecipeSpec) -> dict:

@@ -89,7 +89,7 @@ def dumps(doc: dict) -> str:
 
 # What a result holds beyond the training's outcome: provenance, keys, paths and clocks. The
 # settings are compared through the config's hashes (a recipe field added at its default leaves
-# them alone, kdbench.suite.HASHED_WHEN_SET), not through suite_spec, which spells every field.
+# them alone, kdbench.suite_spec.HASHED_WHEN_SET), not through the result's suite_spec, which spells every field.
 NOT_TRAINING = frozenset({
     "config", "config_hash", "suite_spec", "fingerprints", "environment", "started_at", "finished_at", "timing", "cost",
     "train_seconds", "epoch_seconds", "max_memory_mib", "cache_key", "from_cache", "location", "root_chosen_by",

@@ -27,7 +27,8 @@ from pathlib import Path
 from .errors import KDBenchError
 from .io import read_json
 from .models import build_model, count_flops
-from .suite import Cell, Suite, kd_read_by, spec_hash
+from .suite import Cell, Suite, spec_hash
+from .suite_spec import kd_read_by
 
 TRAIN_STEP_FORWARDS = 3  # forward + backward ≈ 3 forward passes
 # Recipe options that change how long an epoch takes, not what it trains on: trainings that

@@ -14,7 +14,8 @@ from .code_lineage import canonical, load_links
 from .determinism import flush_denormals
 from .fingerprint import CODE_FILES, FP8_CODE_FILES, code_fingerprint, raw_code_fingerprint
 from .prepare import Prepared
-from .suite import Cell, Suite, kd_read_by, spec_hash
+from .suite import Cell, Suite, spec_hash
+from .suite_spec import kd_read_by
 
 
 class CellIdentity:

@@ -11,7 +11,7 @@ from .errors import KDBenchError, SuiteError
 from .registry import suggest
 
 if TYPE_CHECKING:
-    from .suite import KDSpec, RecipeSpec, SuiteSpec
+    from .suite_spec import KDSpec, RecipeSpec, SuiteSpec
 
 METHODS = ("none", "kd", "dkd", "takd")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")

@@ -13,7 +13,8 @@ import torch.nn as nn
 from kdbench import precision as prec
 from kdbench.io import tensors_sha256
 from kdbench.runner import Runner, RunOptions
-from kdbench.suite import OptimizerSpec, SchedulerSpec, load_suite
+from kdbench.suite import load_suite
+from kdbench.suite_spec import OptimizerSpec, SchedulerSpec
 from kdbench.train import fit
 
 from .conftest import REPO, smoke_subset

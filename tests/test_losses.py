@@ -182,7 +182,8 @@ def test_dkd_warmup_weighs_the_term_like_dkds_code():
     """DKD's code multiplies its term by min(epoch / warmup, 1), epochs from 1 (20 on CIFAR)."""
     import dataclasses
 
-    from kdbench.suite import KDSpec, spec_hash
+    from kdbench.suite import spec_hash
+    from kdbench.suite_spec import KDSpec
     from kdbench.train import dkd_warmup
 
     ramp = KDSpec(dkd_warmup_epochs=20)

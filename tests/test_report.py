@@ -112,7 +112,7 @@ def test_report_page_with_figures_and_gradcam(tmp_path):
 
 def test_published_figures_beside_ours():
     from kdbench.report import reported_table
-    from kdbench.suite import ReportedSpec
+    from kdbench.suite_spec import ReportedSpec
 
     ours = {c["cell_id"]: c for c in (_fake("a", "fp32", "kd", 0.70), _fake("b", "fp32", "none", 0.66))}
     for r in ours.values():

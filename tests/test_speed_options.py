@@ -75,7 +75,8 @@ def test_a_recipe_field_added_later_leaves_the_hash_of_recipes_without_it_alone(
     import hashlib
     import json
 
-    from kdbench.suite import RecipeSpec, spec_hash
+    from kdbench.suite import spec_hash
+    from kdbench.suite_spec import RecipeSpec
 
     recipe = load_suite(REPO / "suites" / "canonical-cifar.yaml").spec.student
     later = ("cuda_graph", "train_metrics_each_epoch", "grad_checkpointing")  # the HASHED_WHEN_SET fields, added after results existed

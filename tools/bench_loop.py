@@ -28,7 +28,7 @@ from kdbench.data.base import default_cache_dir  # noqa: E402
 from kdbench.determinism import configure_determinism  # noqa: E402
 from kdbench.losses import kd_loss  # noqa: E402
 from kdbench.models import build_model  # noqa: E402
-from kdbench.suite import KDSpec, OptimizerSpec, RecipeSpec, SchedulerSpec  # noqa: E402
+from kdbench.suite_spec import KDSpec, OptimizerSpec, RecipeSpec, SchedulerSpec  # noqa: E402
 from kdbench.train import DeviceData, channel_stats, fit  # noqa: E402
 
 
