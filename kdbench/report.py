@@ -179,7 +179,7 @@ def seeds_table(results: dict[str, dict]) -> str | None:
     swept = any(k[5] for k in groups)
     headers = ["dataset", "teacher", "student", "method", "precision", *(["sweep"] if swept else []), "seeds",
                "test top-1 % mean ± sd", "min – max", "KD gain pp mean ± sd", "95 % CI of the gain", "gain beyond seed spread",
-               "seeds for a clear gain at this mean ± sd"]
+               "seeds to exclude 0 at this mean ± sd"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
