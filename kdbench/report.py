@@ -124,13 +124,18 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return m, sd
 
 
+def ci_half_width(sd: float, n: int) -> float:
+    """Half the 95 % confidence interval of a mean of ``n`` values with sample sd ``sd``."""
+    return t95(n - 1) * sd / n ** 0.5
+
+
 def seeds_to_resolve(mean: float, sd: float, most: int = 100) -> int | None:
     """How many seeds a paired gain of this mean and sd needs before its 95 % interval excludes
     0: the smallest n with t(n − 1) · sd / √n < |mean|; None past ``most`` (a gain this close
     to 0 against its spread). A planning figure: mean and sd are themselves estimates from the
     seeds run so far."""
     for n in range(2, most + 1):
-        if t95(n - 1) * sd / n ** 0.5 < abs(mean):
+        if ci_half_width(sd, n) < abs(mean):
             return n
     return None
 
@@ -162,7 +167,7 @@ def seeds_table(results: dict[str, dict]) -> str | None:
         gains = [100 * r["gain"] for r in by_seed.values() if "gain" in r]
         if len(gains) >= 2:
             gm, gsd = mean_sd(gains)
-            half = t95(len(gains) - 1) * gsd / len(gains) ** 0.5
+            half = ci_half_width(gsd, len(gains))
             across = sum("alone" in r for r in by_seed.values())
             gain_s = f"{gm:+.2f} ± {gsd:.2f} (n={len(gains)}{f', {across}{ACROSS_MARK.strip()} across machines' if across else ''})"
             ci = f"[{bound_text(gm - half)}, {bound_text(gm + half)}]"
