@@ -86,8 +86,8 @@ QUEUE=(
   "canonical-cifar fmnist-smoke__resnet56__resnet20__bf16__*__s4 --set seeds=[0,1,2,3,4]"
   # The next pair by kdbench cost, vgg13 -> vgg8 (515 + 155 TFLOP against resnet56 -> resnet20's
   # 258 + 83), seed 0. On the AMX Intel Xeon (2026-11-29) its dense convolutions ran more FLOPs a
-  # second than the resnets': teacher 8.6 s an epoch (35 min), vgg8 alone 3.6-4.2 s (15 min),
-  # KD / DKD ~6.3 s (25 min each): ~1 h 45 in all.
+  # second than the resnets': teacher 8.6 s an epoch (35 min), vgg8 alone 3.8 s (15 min), KD
+  # 5.9 s (24 min), DKD 5.6 s (23 min), medians of the result files: 1 h 38 in all.
   "canonical-cifar fmnist-smoke__vgg13__vgg8__bf16__*__s0"
 )
 # CPU_QUEUE (lines like those above) replaces it: tests/test_cpu_cells.py rehearses on the smoke suite.
