@@ -417,6 +417,8 @@ def test_cells_whose_teacher_scores_below_the_student_alone_are_named():
     pairs = [(c, c.replace("__kd__", "__none__")) for c in s4 if "__kd__" in c and c.replace("__kd__", "__none__") in s4]
     weaker = [c for c, a in pairs if pct(c, "teacher_test_top1_") < pct(a, "test_top1_")]
     assert len(weaker) >= 4 and note.startswith(f"**Teacher below the student alone** in {len(weaker)} of {len(pairs)} distilled cells"), note
+    gained = [c for c in weaker if pct(c, "test_top1_") > pct(c.replace("__kd__", "__none__"), "test_top1_")]
+    assert (f"a positive one ({len(gained)} of these {len(weaker)})" in note) == bool(gained), note
     b6_seeds = sorted(s4[c]["cell"]["seed"] for c, _ in pairs if "__rescnn_b6__" in c)
     if b6_seeds == [2]:  # one pair: its own figures; more seeds as they land: their means
         assert (f"rescnn_b6 [kd] from timm/resnet18 on fashion-mnist, fp32 (seed 2): teacher {pct(kd, 'teacher_test_top1_'):.2f} %, "
