@@ -48,7 +48,7 @@ def cmd_golden_update(args) -> int:
 
 
 def cmd_golden_check(args) -> int:
-    from .golden import compare, load_golden
+    from .golden import compare, load_golden, unseen_machine_note
     from .results import load_results, stale_results
     from .suite import load_suite
 
@@ -69,6 +69,9 @@ def cmd_golden_check(args) -> int:
                            "the suite there first, or point --results / --device-class at the results")
     problems = [p for cid, r in checked.items() for p in compare(r, golden["cells"][cid])]
     print("\n".join(problems) if problems else f"{len(checked)} cells within golden tolerances")
+    unseen = unseen_machine_note(checked, golden)
+    if unseen:
+        print(unseen)
     stale = stale_results(suite, Path(args.results), checked)
     if stale:  # a pass on them says how older code or settings did, not the current ones
         print(f"of these, {len(stale)} were made with other settings or training code than now (a re-run would redo them; "

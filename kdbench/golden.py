@@ -70,6 +70,36 @@ def machine(env: dict) -> str:
     return f"{env.get('cpu_model', env.get('cpu', '?'))} ({env.get('torch_threads', '?')} threads), torch {env.get('torch', '?')}"
 
 
+def golden_machines(golden: dict, cell_id: str) -> set[str]:
+    """The machines whose runs made a golden cell: each seed's (``machine_by_seed``), else the
+    machine of the update that wrote it; empty where the file predates recording the processor."""
+    cell = golden["cells"][cell_id]
+    if "machine_by_seed" in cell:
+        return set(cell["machine_by_seed"].values())
+    env = cell.get("produced_by", golden["produced_by"]).get("environment", {})
+    return {machine(env)} if env.get("gpu") or env.get("cpu_model") else set()
+
+
+def unseen_machine_note(checked: dict[str, dict], golden: dict) -> str | None:
+    """One line when results checked against a golden file ran on a machine (processor or GPU,
+    threads, torch) that none of its seeds ran on: a band measures seed-to-seed spread, so there
+    a pass says the machine stays inside it, and a miss may be the machine rather than the code."""
+    unseen: dict[str, int] = {}
+    golden_runs: set[str] = set()
+    for cid, result in checked.items():
+        known = golden_machines(golden, cid)
+        golden_runs |= known
+        here = machine(result.get("environment", {}))
+        if known and here not in known:
+            unseen[here] = unseen.get(here, 0) + 1
+    if not unseen:
+        return None
+    return (f"{sum(unseen.values())} of the {len(checked)} checked results ran on a machine none of the golden seeds ran on "
+            f"({'; '.join(sorted(unseen))}; golden runs: {'; '.join(sorted(golden_runs))}): the bands measure the spread from "
+            "seed to seed, so a miss there may be the machine rather than the code (kdbench diff against a run on a golden "
+            "machine says what differs)")
+
+
 def merge_partial(old: dict, new: dict) -> dict:
     """A golden file after an update of some of its cells (``--cells``): the other cells stay as
     they were, and every cell keeps the provenance of the update that made it (its own

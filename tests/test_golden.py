@@ -103,6 +103,34 @@ def test_golden_check_says_what_it_did_not_check(tmp_path, capsys):
     assert f"{second}: test_top1_last = " in capsys.readouterr().out
 
 
+def test_golden_check_names_a_machine_no_golden_seed_ran_on(tmp_path, capsys):
+    """The canonical CPU band was measured over seeds run on an AMD EPYC and an Intel Xeon: its
+    committed seed-0 results (an AMD EPYC's) check silently; the same results said to come from
+    another processor, or another torch, are named as from a machine outside the golden runs."""
+    import json
+    import shutil
+
+    from kdbench.cli import main
+
+    golden = load_golden("canonical-cifar", "cpu")
+    folder = tmp_path / "cpu" / "canonical-cifar"
+    folder.mkdir(parents=True)
+    for cid in golden["cells"]:
+        shutil.copy(REPO / "reports/results/cpu/canonical-cifar" / f"{cid}.json", folder)
+    check = ["golden", "check", str(REPO / "suites" / "canonical-cifar.yaml"), "--results", str(tmp_path / "cpu")]
+    assert main(check) == 0
+    assert "none of the golden seeds ran on" not in capsys.readouterr().out
+    first, second = sorted(golden["cells"])[:2]
+    for cid, change in ((first, {"cpu_model": "Ampere Altra"}), (second, {"torch": "2.99.0"})):
+        r = json.loads((folder / f"{cid}.json").read_text())
+        r["environment"].update(change)
+        (folder / f"{cid}.json").write_text(json.dumps(r))
+    assert main(check) == 0
+    out = capsys.readouterr().out
+    assert f"2 of the {len(golden['cells'])} checked results ran on a machine none of the golden seeds ran on" in out, out
+    assert "(AMD EPYC (2 threads), torch 2.99.0; Ampere Altra (2 threads), torch 2.14.1+cu130; golden runs: AMD EPYC" in out, out
+
+
 def test_a_partial_update_keeps_each_cells_provenance():
     """golden update --cells re-makes some cells: the others keep their values and the command,
     environment and date that made them, not the latest update's."""
