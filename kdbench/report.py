@@ -140,6 +140,10 @@ def seeds_to_resolve(mean: float, sd: float, most: int = 100) -> int | None:
     return None
 
 
+# Gains in pp closer than this are one gain (they differ only by float rounding of top-1 values).
+SAME_GAIN_PP = 1e-6
+
+
 def bound_text(pp: float) -> str:
     """A confidence bound in pp: two decimals, more where two would read +0.00 and hide on
     which side of 0 it lies (the table's verdict turns on that side)."""
@@ -170,10 +174,16 @@ def seeds_table(results: dict[str, dict]) -> str | None:
             half = ci_half_width(gsd, len(gains))
             across = sum("alone" in r for r in by_seed.values())
             gain_s = f"{gm:+.2f} ± {gsd:.2f} (n={len(gains)}{f', {across}{ACROSS_MARK.strip()} across machines' if across else ''})"
-            ci = f"[{bound_text(gm - half)}, {bound_text(gm + half)}]"
-            verdict = "yes" if gm - half > 0 or gm + half < 0 else "no"
-            needed = seeds_to_resolve(gm, gsd)
-            needed_s = str(needed) if needed is not None else "over 100"
+            if gsd < SAME_GAIN_PP:
+                # Equal gains on every seed (two seeds on 500 test images can tie to the image)
+                # measure no spread at all, not a zero one: an interval of width 0 would claim
+                # certainty from coincidence.
+                ci, verdict, needed_s = "—", "no spread measured (equal gains)", "—"
+            else:
+                ci = f"[{bound_text(gm - half)}, {bound_text(gm + half)}]"
+                verdict = "yes" if gm - half > 0 or gm + half < 0 else "no"
+                needed = seeds_to_resolve(gm, gsd)
+                needed_s = str(needed) if needed is not None else "over 100"
         else:
             gain_s, ci, verdict, needed_s = "—", "—", "—", "—"
         dataset, teacher, student, method, precision, variant = key
@@ -328,7 +338,8 @@ def suite_page(suite_name: str, description: str, results: dict[str, dict], gold
         lines += ["## Across seeds", "",
                   "Cells run with several seeds: the spread of test top-1 from seed to seed, and the KD gain paired by "
                   "seed (distilled minus alone) with its 95 % confidence interval (Student's t); \"yes\" when the "
-                  "interval excludes 0, i.e. distillation moved accuracy by more than the seeds do. The last column: "
+                  "interval excludes 0, i.e. distillation moved accuracy by more than the seeds do (no verdict where "
+                  "every seed gave the same gain: that measures no spread). The last column: "
                   "how many seeds a gain of this mean and sd would need for its interval to exclude 0 (a planning "
                   "figure: the mean and sd are themselves measured on the seeds run so far).", "",
                   over_seeds, ""]

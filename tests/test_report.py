@@ -486,6 +486,10 @@ def test_seeds_table_says_yes_only_when_the_gain_clears_the_spread():
     # its KD gains: +1.12 ± 1.15 pp; t(6) · 1.154 / √7 = 1.07 < 1.12 (6 seeds: 1.21), so 7
     assert kd_row([0.004, 0.012, 0.010, 0.030, 0.0])[-2:] == ["no", "7"]
     assert kd_row([0.02, -0.03, 0.015])[-2:] == ["no", "over 100"]  # +0.17 ± 2.75 pp
+    # canonical-cifar's vgg8 KD gains, seeds 0 and 1: +1.80 pp both (to the test image): no
+    # spread measured, so no interval and no verdict, rather than [+1.80, +1.80] and "yes"
+    tied = kd_row([0.018, 0.018])
+    assert "+1.80 ± 0.00 (n=2)" in tied and tied[-3:] == ["—", "no spread measured (equal gains)", "—"], tied
     assert seeds_table({"a": _fake("a", "fp32", "kd", 0.7)}) is None  # one seed: nothing to summarise
 
 
