@@ -171,7 +171,6 @@ def seeds_table(results: dict[str, dict]) -> str | None:
         gains = [100 * r["gain"] for r in by_seed.values() if "gain" in r]
         if len(gains) >= 2:
             gm, gsd = mean_sd(gains)
-            half = ci_half_width(gsd, len(gains))
             across = sum("alone" in r for r in by_seed.values())
             gain_s = f"{gm:+.2f} ± {gsd:.2f} (n={len(gains)}{f', {across}{ACROSS_MARK.strip()} across machines' if across else ''})"
             if gsd < SAME_GAIN_PP:
@@ -180,6 +179,7 @@ def seeds_table(results: dict[str, dict]) -> str | None:
                 # certainty from coincidence.
                 ci, verdict, needed_s = "—", "no spread measured (equal gains)", "—"
             else:
+                half = ci_half_width(gsd, len(gains))
                 ci = f"[{bound_text(gm - half)}, {bound_text(gm + half)}]"
                 verdict = "yes" if gm - half > 0 or gm + half < 0 else "no"
                 needed = seeds_to_resolve(gm, gsd)
