@@ -66,7 +66,7 @@ def no_cell_selected(suite, pattern: str | None, shard: str | None = None) -> KD
     cells = suite.cells()
     matched = select_cells(cells, pattern)
     if shard and matched:  # the glob matched; the shard is empty
-        groups = len({(c.dataset, c.teacher, c.precision, c.seed) for c in matched})
+        groups = len({c.teacher_group for c in matched})
         return KDBenchError(f"--shard {shard} of {suite.name} is empty: the {len(matched)} cells selected form {groups} teacher "
                             "group(s), and a shard holds whole groups; use fewer shards")
     return KDBenchError(f"no cell of {suite.name} matches --cells {pattern!r}; its {len(cells)} cell ids look like "

@@ -126,7 +126,7 @@ def suite_stages(suite: Suite, cells: list[Cell], shapes: dict[str, Shape]) -> l
 
     for cell in cells:
         spec = suite.spec_of(cell)
-        teacher_key = source_key = spec_hash({"d": cell.dataset, "t": cell.teacher, "seed": cell.seed, "p": cell.precision, "r": spec_hash(spec.teacher)})
+        teacher_key = source_key = spec_hash({"d": cell.dataset, "t": cell.teacher, "seed": cell.teacher_seed, "p": cell.precision, "r": spec_hash(spec.teacher)})
         add(teacher_key, "teacher", cell.teacher, cell, spec.teacher)
         source = cell.teacher
         for name in cell.assistants:  # each assistant distils from the stage before, every step

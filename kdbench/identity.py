@@ -110,7 +110,7 @@ class CellIdentity:
     def teacher_key(self, cell: Cell, p: Prepared) -> str:
         return spec_hash({
             "dataset": p.data.fingerprint, "split": p.split.fingerprint, "model": cell.teacher,
-            "recipe": spec_hash(self.suite.spec_of(cell).teacher), "seed": cell.seed, "precision": cell.precision,
+            "recipe": spec_hash(self.suite.spec_of(cell).teacher), "seed": cell.teacher_seed, "precision": cell.precision,
             "device_class": self.device_class, "torch": torch.__version__, "code": self.code_of(cell), **self.cpu_numerics,
             **self.pretrained_entry(cell.teacher),
         })

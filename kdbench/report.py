@@ -187,15 +187,24 @@ def seeds_table(results: dict[str, dict]) -> str | None:
         else:
             gain_s, ci, verdict, needed_s = "—", "—", "—", "—"
         dataset, teacher, student, method, precision, variant = key
+        # A teacher pinned to one seed (recipe teacher.seed) is one training shared by every
+        # seed: the spread is then the students' alone, which the reader must know.
+        teachers = len({r.get("teacher_key") for r in by_seed.values()})
+        seeds_s = str(len(top1)) if teachers == len(top1) else f"{len(top1)} ({teachers} teacher{'s' * (teachers != 1)})"
         table.append([dataset, teacher, student, method, precision, *([variant] if any(k[5] for k in groups) else []),
-                      len(top1), f"{m:.2f} ± {sd:.2f}", f"{min(top1):.2f} – {max(top1):.2f}", gain_s, ci, verdict, needed_s])
+                      seeds_s, f"{m:.2f} ± {sd:.2f}", f"{min(top1):.2f} – {max(top1):.2f}", gain_s, ci, verdict, needed_s])
     if not table:
         return None
     swept = any(k[5] for k in groups)
     headers = ["dataset", "teacher", "student", "method", "precision", *(["sweep"] if swept else []), "seeds",
                "test top-1 % mean ± sd", "min – max", "KD gain pp mean ± sd", "95 % CI of the gain", "gain beyond seed spread",
                "seeds to exclude 0 at this mean ± sd"]
-    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+    out = tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+    if any("teacher" in row[len(headers) - 7] for row in table):
+        out += ("\n\nA seed count with its teachers in brackets: fewer teachers than seeds were trained (the recipe's "
+                "teacher.seed pins one teacher for every seed), so the spread and the gain's interval are the students' "
+                "seed-to-seed variation alone, without the teacher's.")
+    return out
 
 
 def environment_line(results: dict[str, dict]) -> str:

@@ -32,6 +32,7 @@ def result_rows(results: dict[str, dict], golden: dict | None) -> list[dict]:
                    teacher_top1=first_metric(r, "teacher_test_top1_"),
                    params_student=r["params"]["student"], params_teacher=r["params"]["teacher"],
                    fp8_sim=(r.get("fp8_eval") or {}).get("test_top1"), hardware=hardware(r.get("environment", {})),
+                   teacher_key=(r.get("teacher") or {}).get("cache_key"),
                    assistants_top1=[s.get("test_top1") for s in (r.get("teacher") or {}).get("chain", [])])
         g = (golden or {}).get("cells", {}).get(cid)
         if g and top1_key in g["metrics"]:

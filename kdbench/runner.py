@@ -127,10 +127,10 @@ class Runner:
         spec = self.suite.spec_of(cell)
 
         def train(model: torch.nn.Module, checkpoint: Path):
-            return fit(model, p.train, p.val, spec.teacher, seed=cell.seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.fit_log,
+            return fit(model, p.train, p.val, spec.teacher, seed=cell.teacher_seed, policy=policy, device=self.device, stage=f"teacher {cell.teacher}", log=self.fit_log,
                        checkpoint=checkpoint, checkpoint_every_s=self.opts.checkpoint_every_s)
 
-        return self._cached_model(self.ids.teacher_key(cell, p), cell.teacher, "teacher", cell.seed, p, train, spec.teacher.epochs, policy)
+        return self._cached_model(self.ids.teacher_key(cell, p), cell.teacher, "teacher", cell.teacher_seed, p, train, spec.teacher.epochs, policy)
 
     def assistant_chain(self, cell: Cell, p: Prepared, policy: prec.Policy, teacher: torch.nn.Module, tinfo: dict) -> tuple[torch.nn.Module, dict, list[dict]]:
         """TAKD: distil each assistant from the model before it (student recipe, KD loss);

@@ -44,6 +44,17 @@ class Cell:
     seed: int
     assistants: tuple[str, ...] = ()  # takd only: the chain between teacher and student
     variant: str = ""  # a sweep's FIELD=VALUE, "" without a sweep
+    pinned_teacher_seed: int | None = None  # the recipe's teacher.seed; not part of the id
+
+    @property
+    def teacher_seed(self) -> int:
+        """The seed the cell's teacher is trained with: the cell's own unless pinned."""
+        return self.seed if self.pinned_teacher_seed is None else self.pinned_teacher_seed
+
+    @property
+    def teacher_group(self) -> tuple[str, str, str, int]:
+        """Cells with one group share one teacher training (dataset, teacher, precision, seed)."""
+        return (self.dataset, self.teacher, self.precision, self.teacher_seed)
 
     @property
     def id(self) -> str:
@@ -72,9 +83,10 @@ class Suite:
 
     def cells(self) -> list[Cell]:
         m = self.spec.matrix
+        specs = dict(self.variants) or {"": self.spec}
         return [
-            Cell(self.name, d, c[0], c[-1], p, meth, seed, tuple(c[1:-1]) if meth == "takd" else (), label)
-            for label in ([v for v, _ in self.variants] or [""])
+            Cell(self.name, d, c[0], c[-1], p, meth, seed, tuple(c[1:-1]) if meth == "takd" else (), label, specs[label].teacher.seed)
+            for label in specs
             for d in m.datasets
             for c in self.chains()
             for p in m.precisions
@@ -186,7 +198,7 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] = ()) -> Suite:
 
 def select_cells(cells: list[Cell], pattern: str | None = None, shard: str | None = None) -> list[Cell]:
     """Filter by a glob on cell ids, then keep shard i of n. Shards split by teacher group
-    (dataset, teacher, precision, seed), so a teacher is trained in one shard only."""
+    (Cell.teacher_group), so a teacher is trained in one shard only."""
     if pattern:
         cells = [c for c in cells if fnmatch.fnmatch(c.id, pattern)]
     if shard:
@@ -196,7 +208,7 @@ def select_cells(cells: list[Cell], pattern: str | None = None, shard: str | Non
                 raise ValueError
         except ValueError:
             raise KDBenchError(f"--shard must be i/n with 1 ≤ i ≤ n, got {shard!r}") from None
-        groups = sorted({(c.dataset, c.teacher, c.precision, c.seed) for c in cells})
+        groups = sorted({c.teacher_group for c in cells})
         mine = set(groups[i - 1 :: n])
-        cells = [c for c in cells if (c.dataset, c.teacher, c.precision, c.seed) in mine]
+        cells = [c for c in cells if c.teacher_group in mine]
     return cells

@@ -89,6 +89,10 @@ def _check_recipe(source: str, path: str, r: RecipeSpec) -> None:
         raise bad("cuda_graph", "choose cuda_graph or compile, not both (torch.compile brings its own CUDA graphs)")
     if r.grad_checkpointing and (r.compile or r.cuda_graph):
         raise bad("grad_checkpointing", "is not tested with compile or cuda_graph: use one of them")
+    if r.seed is not None and path == "student":
+        raise bad("seed", "only the teacher can be pinned to one seed: a student is seeded by the suite's seeds (one cell per seed)")
+    if r.seed is not None and r.seed < 0:
+        raise bad("seed", f"must be ≥ 0, got {r.seed}")
     for logged in ("test_each_epoch", "train_metrics_each_epoch"):
         if path == "teacher" and getattr(r, logged):
             # Else silently ignored: only the student stage logs these per-epoch metrics.

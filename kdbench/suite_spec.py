@@ -87,6 +87,12 @@ class RecipeSpec:
     # update a recomputation makes); costs about one more forward a step. timm models only;
     # not with compile, cuda_graph or fp8 training.
     grad_checkpointing: bool = field(default=False, metadata=HASHED_WHEN_SET)
+    # Teacher only: train the teacher with this seed for every seed of the suite, so each
+    # student seed distils from one and the same teacher (cached, trained once). The spread of
+    # a KD gain over seeds is then the students' alone, with no teacher-to-teacher variance in
+    # it; unset, each seed trains its own teacher (the reference systems' practice). Students
+    # are always seeded by the suite's seeds.
+    seed: int | None = field(default=None, metadata=HASHED_WHEN_SET)
 
 
 @dataclass(frozen=True)

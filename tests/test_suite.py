@@ -210,3 +210,46 @@ def test_a_pair_given_twice_in_kd_by_pair_is_rejected():
     doc["kd_by_pair"] = [{"teacher": "resnet56", "student": "resnet20", "kd": {"dkd_beta": b}} for b in (2.0, 3.0)]
     e = error_of(yaml.safe_dump(doc))
     assert e.path == "kd_by_pair[1]" and "a second entry for resnet56 → resnet20" in str(e)
+
+
+def test_a_pinned_teacher_seed_shares_one_teacher_across_seeds():
+    """teacher.seed: every seed's cells share one teacher key, shard group and cost stage, and
+    the students keep their own seeds; unset, each seed trains its own teacher."""
+    from types import SimpleNamespace
+
+    from kdbench.cost import suite_stages
+    from kdbench.identity import CellIdentity
+    from kdbench.suite import select_cells
+
+    from .test_cost import SMOKE_SHAPE
+
+    prepared = SimpleNamespace(data=SimpleNamespace(fingerprint="d"), split=SimpleNamespace(fingerprint="s"))
+
+    def expand(*overrides):
+        suite = parse_suite(SMOKE, "s.yaml", ("seeds=[0,1,2]", *overrides))
+        ids = CellIdentity(suite, "cpu", {})
+        return suite, {c.id: (ids.teacher_key(c, prepared), ids.cell_config(c)) for c in suite.cells()}
+
+    own, own_keys = expand()
+    pinned, pinned_keys = expand("teacher.seed=1")
+    assert [c.id for c in pinned.cells()] == [c.id for c in own.cells()], "pinning changes no cell id"
+    assert len({k for k, _ in own_keys.values()}) == 3 and [c.teacher_seed for c in own.cells()] == [c.seed for c in own.cells()]
+    assert len({k for k, _ in pinned_keys.values()}) == 1 and {c.teacher_seed for c in pinned.cells()} == {1}
+    assert {c.seed for c in pinned.cells()} == {0, 1, 2}, "students keep the suite's seeds"
+    for cid, (_, config) in pinned_keys.items():
+        assert config["teacher_recipe"] != own_keys[cid][1]["teacher_recipe"], "a pinned teacher is a different recipe"
+        assert config["student_recipe"] == own_keys[cid][1]["student_recipe"]
+    assert select_cells(pinned.cells(), shard="2/2") == [] and select_cells(own.cells(), shard="2/2")
+    roles = [s.role for s in suite_stages(pinned, pinned.cells(), SMOKE_SHAPE)]
+    assert roles.count("teacher") == 1 and [s.role for s in suite_stages(own, own.cells(), SMOKE_SHAPE)].count("teacher") == 3
+    swept = parse_suite(SMOKE, "s.yaml", ("sweep={field: teacher.seed, values: [3, 4]}",))
+    assert {c.variant: c.teacher_seed for c in swept.cells()} == {"teacher.seed=3": 3, "teacher.seed=4": 4}
+
+
+@pytest.mark.parametrize(
+    ("override", "where", "words"),
+    [("student.seed=1", "student.seed", "only the teacher can be pinned"), ("teacher.seed=-1", "teacher.seed", "must be ≥ 0")],
+)
+def test_bad_pinned_seeds_are_rejected_with_their_path(override, where, words):
+    e = error_of(SMOKE, override)
+    assert where in str(e) and words in str(e), str(e)
