@@ -27,7 +27,7 @@ from pathlib import Path
 from .errors import KDBenchError
 from .io import read_json
 from .models import build_model, count_flops
-from .suite import Cell, Suite, spec_hash
+from .suite import Cell, Suite, spec_hash, teacher_recipe_hash
 from .suite_spec import kd_read_by
 
 TRAIN_STEP_FORWARDS = 3  # forward + backward ≈ 3 forward passes
@@ -126,7 +126,7 @@ def suite_stages(suite: Suite, cells: list[Cell], shapes: dict[str, Shape]) -> l
 
     for cell in cells:
         spec = suite.spec_of(cell)
-        teacher_key = source_key = spec_hash({"d": cell.dataset, "t": cell.teacher, "seed": cell.teacher_seed, "p": cell.precision, "r": spec_hash(spec.teacher)})
+        teacher_key = source_key = spec_hash({"d": cell.dataset, "t": cell.teacher, "seed": cell.teacher_seed, "p": cell.precision, "r": teacher_recipe_hash(spec)})
         add(teacher_key, "teacher", cell.teacher, cell, spec.teacher)
         source = cell.teacher
         for name in cell.assistants:  # each assistant distils from the stage before, every step

@@ -14,7 +14,7 @@ from .code_lineage import canonical, load_links
 from .determinism import flush_denormals
 from .fingerprint import CODE_FILES, FP8_CODE_FILES, code_fingerprint, raw_code_fingerprint
 from .prepare import Prepared
-from .suite import Cell, Suite, spec_hash
+from .suite import Cell, Suite, spec_hash, teacher_recipe_hash
 from .suite_spec import kd_read_by
 
 
@@ -76,7 +76,7 @@ class CellIdentity:
             # How the pixels reach the model (memory or streamed, how many workers) does not
             # change them or their order (tested bitwise), so it does not re-run finished cells.
             "data": spec_hash(dataclasses.replace(s.data, loading="auto", workers=0)),
-            "teacher_recipe": spec_hash(s.teacher),
+            "teacher_recipe": teacher_recipe_hash(s),
             "student_recipe": spec_hash(s.student),
             "kd": spec_hash(kd_read_by(s.kd, cell.method)) if cell.method != "none" else None,
             "metrics": list(s.metrics),
@@ -84,6 +84,9 @@ class CellIdentity:
             "code": self.code_of(cell),
             "pretrained": self.pretrained_of((cell.teacher, *cell.assistants, cell.student)),
             **self.cpu_numerics,
+            # Only a pinned teacher of another seed (recipe teacher.seed) is a different
+            # configuration: pinned to the cell's own seed it trains the same teacher.
+            **({"teacher_seed": cell.teacher_seed} if cell.teacher_seed != cell.seed else {}),
         }
 
     def config_changes(self, cell: Cell, result: dict, here: bool = False) -> list[str]:
@@ -110,7 +113,7 @@ class CellIdentity:
     def teacher_key(self, cell: Cell, p: Prepared) -> str:
         return spec_hash({
             "dataset": p.data.fingerprint, "split": p.split.fingerprint, "model": cell.teacher,
-            "recipe": spec_hash(self.suite.spec_of(cell).teacher), "seed": cell.teacher_seed, "precision": cell.precision,
+            "recipe": teacher_recipe_hash(self.suite.spec_of(cell)), "seed": cell.teacher_seed, "precision": cell.precision,
             "device_class": self.device_class, "torch": torch.__version__, "code": self.code_of(cell), **self.cpu_numerics,
             **self.pretrained_entry(cell.teacher),
         })

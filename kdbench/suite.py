@@ -130,6 +130,13 @@ def spec_hash(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def teacher_recipe_hash(spec: SuiteSpec) -> str:
+    """The teacher recipe's hash without its seed, which keys carry on their own
+    (Cell.teacher_seed): a teacher pinned to seed N is the very training seed N's unpinned
+    cells make, and shares their cache."""
+    return spec_hash(dataclasses.replace(spec.teacher, seed=None))
+
+
 def parse_suite(text: str, source: str, overrides: tuple[str, ...] = ()) -> Suite:
     try:
         data = yaml.safe_load(text)
