@@ -96,6 +96,14 @@ QUEUE=(
   #   --spread-seeds 0 1 2 --results $RUN/results --cache $RUN/cache --device cpu
   "canonical-cifar fmnist-smoke__vgg13__vgg8__bf16__*__s1 --set seeds=[0,1,2]"
   "canonical-cifar fmnist-smoke__vgg13__vgg8__bf16__*__s2 --set seeds=[0,1,2]"
+  # Not queued yet: the students' own spread, with the teacher held fixed (recipe teacher.seed,
+  # 2026-11-29). Every seed distils from seed 0's teacher, which is cached already (a pinned
+  # teacher shares its seed's key), so a seed costs its three students only (~1 h here). A
+  # sweep of the one value gives these cells ids of their own (…__s1__teacher.seed=0), beside
+  # the per-seed-teacher cells, and the canonical page then shows both spreads. Seed 0's
+  # cells run again under their new ids and must come out bitwise as seed 0 has (a check).
+  # By hand, one seed at a time like the lines above (…__s0__*, then __s1__* with seeds=[0,1], …):
+  #   CPU_QUEUE='canonical-cifar fmnist-smoke__resnet56__resnet20__bf16__*__s0__* --set seeds=[0] --sweep teacher.seed=0'
 )
 # CPU_QUEUE (lines like those above) replaces it: tests/test_cpu_cells.py rehearses on the smoke suite.
 if [ -n "${CPU_QUEUE:-}" ]; then mapfile -t QUEUE <<< "$CPU_QUEUE"; fi
