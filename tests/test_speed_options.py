@@ -79,12 +79,13 @@ def test_a_recipe_field_added_later_leaves_the_hash_of_recipes_without_it_alone(
     from kdbench.suite_spec import RecipeSpec
 
     recipe = load_suite(REPO / "suites" / "canonical-cifar.yaml").spec.student
-    later = ("cuda_graph", "train_metrics_each_epoch", "grad_checkpointing")  # the HASHED_WHEN_SET fields, added after results existed
+    later = ("cuda_graph", "train_metrics_each_epoch", "grad_checkpointing", "seed")  # the HASHED_WHEN_SET fields, added after results existed
     before = {k: v for k, v in dataclasses.asdict(recipe).items() if k not in later}  # the form hashed before them
     assert spec_hash(recipe) == hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
     assert spec_hash(dataclasses.replace(recipe, cuda_graph=True)) != spec_hash(recipe)
     assert spec_hash(dataclasses.replace(recipe, train_metrics_each_epoch=True)) != spec_hash(recipe)
     assert spec_hash(dataclasses.replace(recipe, grad_checkpointing=True)) != spec_hash(recipe)
+    assert spec_hash(dataclasses.replace(recipe, seed=0)) != spec_hash(recipe)
     assert spec_hash(RecipeSpec()) != spec_hash(RecipeSpec(compile=True)), "fields from before are hashed at any value"
 
 
